@@ -1,0 +1,1 @@
+"""Tutored reinforcement learning on Stable-Baselines3: the advice hooks, training, evaluation."""

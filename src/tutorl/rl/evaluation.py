@@ -1,0 +1,174 @@
+"""Greedy evaluation of a policy on fixed seeds, or exactly where the game allows it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from tutorl.envs.base import Game
+
+Actor = Callable[[np.ndarray, list[gym.Env]], np.ndarray]
+"""``act(observations, envs) -> actions``: one action per env, for a batch of envs."""
+
+
+@dataclass
+class EvalResult:
+    """Greedy evaluation of one policy.
+
+    ``exact`` results come from the game's exact evaluator (Blackjack): no sampling noise, the
+    interval collapses to the value itself and ``success_rate`` is the exact win probability.
+    """
+
+    mean_return: float
+    std_return: float
+    ci95_low: float
+    ci95_high: float
+    episodes: int
+    success_rate: float
+    wins: int | None = None
+    draws: int | None = None
+    losses: int | None = None
+    illegal_moves: int = 0
+    exact: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def view_of(game: Game, obs: np.ndarray, env: gym.Env):
+    """What a tutor (or the expert) is shown in ``env``'s current state."""
+    return env.get_wrapper_attr("tutor_view")() if game.view_from_env else obs
+
+
+def expert_actor(game: Game) -> Actor:
+    def act(obs: np.ndarray, envs: list[gym.Env]) -> np.ndarray:
+        return np.array([game.expert(view_of(game, o, e)) for o, e in zip(obs, envs, strict=True)])
+
+    return act
+
+
+def random_actor(game: Game, seed: int = 0) -> Actor:
+    rng = np.random.default_rng(seed)
+
+    def act(obs: np.ndarray, envs: list[gym.Env]) -> np.ndarray:
+        legal = [game.legal_actions(view_of(game, o, e)) for o, e in zip(obs, envs, strict=True)]
+        return np.array([rng.choice(actions) for actions in legal])
+
+    return act
+
+
+def model_actor(model) -> Actor:
+    """Greedy actions of an SB3 model; MaskablePPO is given the envs' action masks."""
+    from sb3_contrib import MaskablePPO
+
+    masked = isinstance(model, MaskablePPO)
+
+    def act(obs: np.ndarray, envs: list[gym.Env]) -> np.ndarray:
+        kwargs = {}
+        if masked:
+            kwargs["action_masks"] = np.stack([e.get_wrapper_attr("action_masks")() for e in envs])
+        actions, _ = model.predict(obs, deterministic=True, **kwargs)
+        return np.asarray(actions).reshape(len(envs))
+
+    return act
+
+
+def evaluate_episodes(
+    game: Game,
+    act: Actor,
+    episodes: int,
+    seed: int,
+    env_options: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Play ``episodes`` episodes with seeds ``seed, seed+1, ...`` and summarise the returns.
+
+    All episodes run side by side so that a neural policy is queried once per step for all of
+    them (one batched forward pass instead of one per episode).
+    """
+    options = {**game.options, **(env_options or {})}
+    envs = [game.make(**options) for _ in range(episodes)]
+    obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    returns = np.zeros(episodes)
+    final_info: list[dict] = [{} for _ in range(episodes)]
+    active = list(range(episodes))
+    while active:
+        actions = act(np.stack([obs[i] for i in active]), [envs[i] for i in active])
+        still = []
+        for i, action in zip(active, actions, strict=True):
+            obs[i], reward, terminated, truncated, info = envs[i].step(int(action))
+            returns[i] += float(reward)
+            if terminated or truncated:
+                final_info[i] = info
+            else:
+                still.append(i)
+        active = still
+    for env in envs:
+        env.close()
+    mean = float(returns.mean())
+    std = float(returns.std(ddof=1)) if episodes > 1 else 0.0
+    half = 1.96 * std / math.sqrt(episodes) if episodes > 1 else 0.0
+    result = EvalResult(
+        mean_return=mean,
+        std_return=std,
+        ci95_low=mean - half,
+        ci95_high=mean + half,
+        episodes=episodes,
+        success_rate=float(np.mean([bool(i.get("is_success", False)) for i in final_info])),
+        illegal_moves=sum(bool(i.get("illegal_move", False)) for i in final_info),
+    )
+    if game.has_outcomes:
+        outcomes = [i.get("outcome") for i in final_info]
+        result.wins = outcomes.count("win")
+        result.draws = outcomes.count("draw")
+        result.losses = outcomes.count("loss")
+    return result
+
+
+def evaluate_exact(game: Game, predict: Callable[[np.ndarray], np.ndarray]) -> EvalResult:
+    """Exact expected return of a deterministic policy (games with an exact evaluator)."""
+    assert game.exact_evaluator is not None
+    mean, win = game.exact_evaluator(predict)
+    return EvalResult(float(mean), 0.0, float(mean), float(mean), 0, float(win), exact=True)
+
+
+def evaluate_model(
+    model,
+    game: Game,
+    episodes: int,
+    seed: int,
+    env_options: dict[str, Any] | None = None,
+    exact: bool = True,
+) -> EvalResult:
+    """Greedy evaluation of an SB3 model: exact where the game allows it, else sampled."""
+    if exact and game.exact_evaluator is not None and not env_options:
+        return evaluate_exact(game, lambda batch: model.predict(batch, deterministic=True)[0])
+    return evaluate_episodes(game, model_actor(model), episodes, seed, env_options)
+
+
+def load_model(path: str | Path):
+    """Load a model saved by ``tutorl train`` (any of the tutored algorithms)."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    from tutorl.rl.hooks import TutoredA2C, TutoredDQN, TutoredMaskablePPO, TutoredPPO
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    data, _, _ = load_from_zip_file(path, device="cpu")
+    policy = data.get("policy_class")
+    name = getattr(policy, "__name__", str(policy))
+    if "DQN" in name:
+        cls = TutoredDQN
+    elif "Maskable" in name:
+        cls = TutoredMaskablePPO
+    elif "clip_range" in data:
+        cls = TutoredPPO
+    else:
+        cls = TutoredA2C
+    return cls.load(path, device="cpu")

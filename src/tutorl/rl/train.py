@@ -1,0 +1,298 @@
+"""One tutored (or untutored) training run: env + student + tutor -> a run folder.
+
+A run folder holds ``config.json`` (written first), ``curve.csv`` (rewritten atomically after
+every evaluation), TensorBoard events in ``tb/``, ``model.zip`` and finally ``summary.json``.
+A ``summary.json`` means the run is complete; anything less is an interrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+from tutorl._io import atomic_write_json, atomic_write_text
+from tutorl.envs import game_names, get_game
+from tutorl.envs.base import Game
+from tutorl.rl.algorithms import ALGOS, DEFAULT_N_ENVS, make_model
+from tutorl.rl.evaluation import EvalResult, evaluate_model
+from tutorl.rl.hooks import attach_advisor
+from tutorl.tutor.advisor import Advisor
+from tutorl.tutor.memory import AdviceMemory
+from tutorl.tutor.schedule import AdviceSchedule
+from tutorl.tutor.tutors import TUTOR_KINDS, make_tutor
+
+CURVE_COLUMNS = (
+    "step",
+    "mean_return",
+    "std_return",
+    "success_rate",
+    "tutor_asks",
+    "tutor_calls",
+    "advised_steps",
+    "reuse_hits",
+    "wall_time",
+)
+
+
+class RunConfig(BaseModel):
+    """Everything that defines one run. Same config, same seed: same result.
+
+    ``steps=None`` takes the game's default length; ``ask_decay_steps=None`` (θ) takes 20% of
+    the run; ``eval_freq=None`` evaluates 20 times per run.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str
+    algo: Literal["dqn", "ppo", "a2c"]
+    tutor: str = "none"
+    tutor_accuracy: float = Field(0.8, ge=0.0, le=1.0)
+    reuse: bool = False
+    reuse_budget: int = Field(3, ge=1)
+    ask_start: float = Field(1.0, ge=0.0, le=1.0)
+    ask_end: float = Field(0.1, ge=0.0, le=1.0)
+    ask_decay_steps: int | None = Field(None, ge=0)
+    advice_budget: int | None = Field(None, ge=0)
+    steps: int | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0)
+    n_envs: int | None = Field(None, ge=1)
+    eval_freq: int | None = Field(None, gt=0)
+    eval_episodes: int = Field(50, gt=0)
+    eval_seed: int = Field(10_000, ge=0)
+    env_options: dict[str, Any] = Field(default_factory=dict)
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("env")
+    @classmethod
+    def _known_env(cls, value: str) -> str:
+        if value not in game_names():
+            raise ValueError(f"unknown env {value!r}; known envs: {', '.join(game_names())}")
+        return value
+
+    @field_validator("tutor")
+    @classmethod
+    def _known_tutor(cls, value: str) -> str:
+        if value not in TUTOR_KINDS:
+            raise ValueError(f"unknown tutor {value!r}; choose one of: {', '.join(TUTOR_KINDS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> RunConfig:
+        game = get_game(self.env)
+        if self.steps is None:
+            self.steps = game.default_steps
+        if self.ask_decay_steps is None:
+            self.ask_decay_steps = max(1, self.steps // 5)
+        if self.n_envs is None:
+            self.n_envs = DEFAULT_N_ENVS[self.algo]
+        if self.eval_freq is None:
+            self.eval_freq = max(1, self.steps // 20)
+        return self
+
+    @property
+    def tutored(self) -> bool:
+        return self.tutor != "none"
+
+    def arm(self) -> str:
+        """Short label of the experimental arm: ``none``, ``expert``, ``expert+reuse``..."""
+        if not self.tutored:
+            return "none"
+        name = self.tutor if self.tutor != "noisy-expert" else f"noisy{self.tutor_accuracy:g}"
+        return f"{name}+reuse" if self.reuse else name
+
+
+def configure_threads() -> None:
+    """One thread per training process: small networks on CPU are 20x slower with two threads
+    under load (measured on this machine), and parallel runs use processes instead."""
+    import torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+
+
+class CurveCallback(BaseCallback):
+    """Greedy evaluation every ``eval_freq`` environment steps; writes ``curve.csv`` each time.
+
+    Evaluation is on fixed seeds (the same episodes at every checkpoint and in every arm), or
+    exact for games that allow it, so curves of different arms differ only by the policy.
+    """
+
+    def __init__(
+        self,
+        game: Game,
+        config: RunConfig,
+        advisor: Advisor | None,
+        out: Path | None,
+        start_time: float,
+        on_eval=None,
+    ) -> None:
+        super().__init__()
+        self.game, self.config, self.advisor, self.out = game, config, advisor, out
+        self.start_time = start_time
+        self.rows: list[dict[str, Any]] = []
+        self.next_eval = 0
+        self.eval_seconds = 0.0
+        self.on_eval = on_eval
+        self.last: EvalResult | None = None
+
+    def _evaluate(self) -> None:
+        start = time.perf_counter()
+        result = evaluate_model(
+            self.model,
+            self.game,
+            self.config.eval_episodes,
+            self.config.eval_seed,
+            self.config.env_options,
+        )
+        self.eval_seconds += time.perf_counter() - start
+        self.last = result
+        stats = self.advisor.stats if self.advisor else None
+        row = {
+            "step": self.num_timesteps,
+            "mean_return": round(result.mean_return, 6),
+            "std_return": round(result.std_return, 6),
+            "success_rate": round(result.success_rate, 6),
+            "tutor_asks": stats.asks if stats else 0,
+            "tutor_calls": stats.tutor_calls if stats else 0,
+            "advised_steps": stats.advised if stats else 0,
+            "reuse_hits": stats.reuse_hits if stats else 0,
+            "wall_time": round(time.perf_counter() - self.start_time, 3),
+        }
+        self.rows.append(row)
+        self.logger.record("eval/mean_return", result.mean_return)
+        self.logger.record("eval/success_rate", result.success_rate)
+        if stats:
+            self.logger.record("tutor/asks", stats.asks)
+            self.logger.record("tutor/advised_steps", stats.advised)
+            self.logger.record("tutor/reuse_hits", stats.reuse_hits)
+        self.logger.dump(self.num_timesteps)
+        if self.out is not None:
+            atomic_write_text(self.out / "curve.csv", curve_to_csv(self.rows))
+        if self.on_eval is not None:
+            self.on_eval(row)
+        self.next_eval = self.num_timesteps + self.config.eval_freq
+
+    def _on_training_start(self) -> None:
+        self._evaluate()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.rows or self.rows[-1]["step"] != self.num_timesteps:
+            self._evaluate()
+
+
+def curve_to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def curve_metrics(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """Per-run curve metrics: steps to the success threshold (first evaluation at or above it),
+    final and best return, and the normalised area under the curve (mean return over training,
+    trapezoidal in environment steps)."""
+    steps = np.array([r["step"] for r in rows], dtype=float)
+    values = np.array([r["mean_return"] for r in rows], dtype=float)
+    reached = np.nonzero(values >= threshold)[0]
+    span = steps[-1] - steps[0]
+    auc = float(np.trapezoid(values, steps) / span) if span > 0 else float(values[-1])
+    return {
+        "steps_to_threshold": int(steps[reached[0]]) if len(reached) else None,
+        "final_return": float(values[-1]),
+        "best_return": float(values.max()),
+        "auc": auc,
+    }
+
+
+def train(
+    config: RunConfig,
+    out: str | Path | None = None,
+    progress_bar: bool = False,
+    on_eval=None,
+) -> tuple[dict[str, Any], Any]:
+    """Train one run and return ``(summary, model)``.
+
+    :param config: the run's configuration (validated).
+    :param out: run folder; ``None`` keeps everything in memory (no files).
+    :param progress_bar: show SB3's progress bar.
+    :param on_eval: optional ``f(curve_row)`` called after each evaluation (progress displays).
+    """
+    configure_threads()
+    start_time = time.perf_counter()
+    game = get_game(config.env)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "summary.json").unlink(missing_ok=True)
+        atomic_write_json(out_dir / "config.json", config.model_dump())
+
+    env = make_vec_env(
+        lambda **_: game.make(**{**game.options, **config.env_options}),
+        n_envs=config.n_envs,
+        seed=config.seed,
+    )
+    tensorboard_log = str(out_dir / "tb") if out_dir is not None else None
+    model = make_model(config.algo, game, env, config.seed, config.hyperparams, tensorboard_log)
+
+    advisor = None
+    tutor = make_tutor(config.tutor, game, config.tutor_accuracy, seed=config.seed + 1)
+    if tutor is not None:
+        schedule = AdviceSchedule(
+            config.ask_start, config.ask_end, config.ask_decay_steps, config.advice_budget
+        )
+        memory = AdviceMemory(config.reuse_budget) if config.reuse else None
+        advisor = Advisor(game, tutor, schedule, memory, seed=config.seed + 2)
+    attach_advisor(model, game, advisor)
+
+    callback = CurveCallback(game, config, advisor, out_dir, start_time, on_eval)
+    model.learn(
+        total_timesteps=config.steps,
+        callback=callback,
+        progress_bar=progress_bar,
+        tb_log_name="run",
+    )
+    env.close()
+    wall = time.perf_counter() - start_time
+    train_seconds = wall - callback.eval_seconds
+
+    summary: dict[str, Any] = {
+        "env": config.env,
+        "algo": config.algo,
+        "arm": config.arm(),
+        "tutor": config.tutor,
+        "reuse": config.reuse,
+        "seed": config.seed,
+        "steps": int(model.num_timesteps),
+        "success_threshold": game.success_threshold,
+        **curve_metrics(callback.rows, game.success_threshold),
+        "final_eval": callback.last.as_dict() if callback.last else None,
+        "wall_time": round(wall, 2),
+        "train_steps_per_second": round(model.num_timesteps / max(train_seconds, 1e-9), 1),
+        "advice": advisor.stats.as_dict() if advisor else None,
+        "agreement": advisor.stats.agreement if advisor else None,
+    }
+    if out_dir is not None:
+        tmp_model = out_dir / ".model.tmp.zip"
+        model.save(tmp_model)
+        os.replace(tmp_model, out_dir / "model.zip")
+        # Written last: its presence marks the run as complete.
+        atomic_write_json(out_dir / "summary.json", summary)
+    return summary, model
+
+
+__all__ = ["ALGOS", "RunConfig", "curve_metrics", "train"]

@@ -1,0 +1,152 @@
+"""The advisor: schedule (when to ask) + memory (reuse) + tutor (who answers), for a batch of envs.
+
+This is the single piece of logic that every algorithm's advice hook calls. Given the states of
+all vectorised envs and the actions the student proposed, it returns the actions to execute and
+keeps the run's advice statistics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tutorl.envs.base import Game, View
+from tutorl.tutor.base import Tutor
+from tutorl.tutor.memory import AdviceMemory
+from tutorl.tutor.schedule import AdviceSchedule
+from tutorl.tutor.tutors import ExpertTutor
+
+
+@dataclass
+class AdviceStats:
+    """Counters of one tutored run. ``agreement`` is the share of fresh tutor answers that equal
+    the expert's action: the tutor's measured quality, reported beside every tutoring result."""
+
+    steps: int = 0
+    asks: int = 0
+    tutor_calls: int = 0
+    advised: int = 0
+    reuse_hits: int = 0
+    fallbacks: int = 0
+    agree: int = 0
+    judged: int = 0
+    tutor_seconds: float = 0.0
+    sources: Counter = field(default_factory=Counter)
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agree / self.judged if self.judged else None
+
+    def as_dict(self) -> dict:
+        return {
+            "env_steps": self.steps,
+            "tutor_asks": self.asks,
+            "tutor_calls": self.tutor_calls,
+            "advised_steps": self.advised,
+            "reuse_hits": self.reuse_hits,
+            "fallbacks": self.fallbacks,
+            "agreement": self.agreement,
+            "tutor_seconds": round(self.tutor_seconds, 4),
+            "sources": dict(self.sources),
+        }
+
+
+ViewsFn = Callable[[Sequence[int]], list[View]]
+
+
+class Advisor:
+    """Decides, for each env in a vectorised step, whether the executed action is the student's
+    own, a remembered piece of advice (reuse), or a fresh answer from the tutor.
+
+    Order per env: (1) with reuse on, a remembered answer with budget left is executed and one
+    unit is spent; (2) otherwise the student asks with the schedule's probability (and while the
+    ask budget lasts); (3) otherwise the student acts. All envs that ask in one step are
+    answered by one batched ``tutor.advise`` call. An answer that is not a legal action falls
+    back to the student's action and is counted, never executed.
+
+    :param game: the game (legal actions, expert, state key).
+    :param tutor: who answers.
+    :param schedule: when to ask.
+    :param memory: advice memory for reuse, or ``None`` for no reuse.
+    :param seed: seed of the ask/no-ask coin flips.
+    """
+
+    def __init__(
+        self,
+        game: Game,
+        tutor: Tutor,
+        schedule: AdviceSchedule,
+        memory: AdviceMemory | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.game = game
+        self.tutor = tutor
+        self.schedule = schedule
+        self.memory = memory
+        self.rng = np.random.default_rng(seed)
+        self.stats = AdviceStats()
+        self.last_advised = np.zeros(0, dtype=bool)
+        # The expert tutor agrees with itself by definition; skip recomputing its answer.
+        self._tutor_is_expert = isinstance(tutor, ExpertTutor)
+
+    def __call__(self, obs: np.ndarray, student_actions: np.ndarray, views: ViewsFn) -> np.ndarray:
+        """Return the actions to execute for a batch of envs.
+
+        :param obs: the students' observations, shape ``(n_envs, ...)`` (original, not
+            normalised).
+        :param student_actions: the actions the student proposed, shape ``(n_envs,)``.
+        :param views: ``views(indices) -> list of views`` for the envs that ask (called only for
+            those, only when any env asks).
+        """
+        n_envs = len(student_actions)
+        executed = np.array(student_actions, copy=True).reshape(n_envs)
+        advised = np.zeros(n_envs, dtype=bool)
+        keys: dict[int, object] = {}
+        asking: list[int] = []
+        p_ask = self.schedule.probability(self.stats.steps)
+        for i in range(n_envs):
+            if self.memory is not None:
+                keys[i] = self.game.state_key(obs[i])
+                remembered = self.memory.reuse(keys[i])
+                if remembered is not None:
+                    executed[i] = remembered
+                    advised[i] = True
+                    self.stats.reuse_hits += 1
+                    self.stats.sources["reuse"] += 1
+                    continue
+            budget_left = self.schedule.budget is None or (
+                self.stats.asks + len(asking) < self.schedule.budget
+            )
+            if budget_left and self.rng.random() < p_ask:
+                asking.append(i)
+
+        if asking:
+            state_views = views(asking)
+            start = time.perf_counter()
+            answers = self.tutor.advise(state_views)
+            self.stats.tutor_seconds += time.perf_counter() - start
+            self.stats.tutor_calls += 1
+            self.stats.asks += len(asking)
+            for i, view, advice in zip(asking, state_views, answers, strict=True):
+                legal = self.game.legal_actions(view)
+                if advice.source == "fallback" or advice.action not in legal:
+                    self.stats.fallbacks += 1
+                    self.stats.sources["fallback"] += 1
+                    continue
+                executed[i] = advice.action
+                advised[i] = True
+                self.stats.sources[advice.source] += 1
+                self.stats.judged += 1
+                if self._tutor_is_expert or advice.action == int(self.game.expert(view)):
+                    self.stats.agree += 1
+                if self.memory is not None:
+                    self.memory.remember(keys[i], advice.action)
+
+        self.stats.advised += int(advised.sum())
+        self.stats.steps += n_envs
+        self.last_advised = advised
+        return executed

@@ -1,0 +1,111 @@
+"""Tutors of known quality: the expert, a noisy expert, and a random tutor.
+
+They exist to measure the *mechanism* of tutoring with a tutor whose quality is known exactly,
+independently of how good any language model is.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tutorl.envs.base import Game, View
+from tutorl.tutor.base import Advice
+
+
+class ExpertTutor:
+    """Advises the game's expert action (exact for Blackjack, strong for Snake and Connect Four)."""
+
+    def __init__(self, game: Game) -> None:
+        self.game = game
+        self.name = "expert"
+
+    def advise(self, views: list[View]) -> list[Advice]:
+        advice = []
+        for view in views:
+            start = time.perf_counter()
+            action = int(self.game.expert(view))
+            advice.append(Advice(action, "expert", latency=time.perf_counter() - start))
+        return advice
+
+
+class NoisyExpertTutor:
+    """Advises the expert's action with probability ``accuracy``, else a uniformly random *other*
+    legal action, so ``accuracy`` is exactly the expected agreement with the expert.
+
+    :param accuracy: probability in [0, 1] of advising the expert's action.
+    :param seed: seed of the tutor's own random generator.
+    """
+
+    def __init__(self, game: Game, accuracy: float, seed: int | None = None) -> None:
+        if not 0.0 <= accuracy <= 1.0:
+            raise ValueError(f"tutor accuracy must be in [0, 1], got {accuracy}")
+        self.game = game
+        self.accuracy = accuracy
+        self.rng = np.random.default_rng(seed)
+        self.name = f"noisy-expert({accuracy:g})"
+
+    def advise(self, views: list[View]) -> list[Advice]:
+        advice = []
+        for view in views:
+            start = time.perf_counter()
+            best = int(self.game.expert(view))
+            others = [a for a in self.game.legal_actions(view) if a != best]
+            action = best
+            if others and self.rng.random() >= self.accuracy:
+                action = int(self.rng.choice(others))
+            probs = np.zeros(self.game.n_actions)
+            probs[best] = self.accuracy if others else 1.0
+            for a in others:
+                probs[a] = (1.0 - self.accuracy) / len(others)
+            advice.append(
+                Advice(action, "expert", probs=probs.tolist(), latency=time.perf_counter() - start)
+            )
+        return advice
+
+
+class RandomTutor:
+    """Advises a uniformly random legal action: the floor any useful tutor must beat."""
+
+    def __init__(self, game: Game, seed: int | None = None) -> None:
+        self.game = game
+        self.rng = np.random.default_rng(seed)
+        self.name = "random"
+
+    def advise(self, views: list[View]) -> list[Advice]:
+        advice = []
+        for view in views:
+            legal = self.game.legal_actions(view)
+            probs = np.zeros(self.game.n_actions)
+            probs[legal] = 1.0 / len(legal)
+            advice.append(Advice(int(self.rng.choice(legal)), "tutor", probs=probs.tolist()))
+        return advice
+
+
+class ConstantTutor:
+    """Always advises the same action and costs nothing: used to measure the advice hook's own
+    overhead (benchmarks) and in tests where the advised action must be recognisable."""
+
+    def __init__(self, action: int = 0) -> None:
+        self.action = action
+        self.name = f"constant({action})"
+
+    def advise(self, views: list[View]) -> list[Advice]:
+        return [Advice(self.action, "tutor") for _ in views]
+
+
+TUTOR_KINDS = ("none", "expert", "noisy-expert", "random")
+
+
+def make_tutor(kind: str, game: Game, accuracy: float = 0.8, seed: int | None = None):
+    """Build a tutor by CLI name. ``none`` returns ``None`` (an untutored run)."""
+    if kind == "none":
+        return None
+    if kind == "expert":
+        return ExpertTutor(game)
+    if kind == "noisy-expert":
+        return NoisyExpertTutor(game, accuracy, seed=seed)
+    if kind == "random":
+        return RandomTutor(game, seed=seed)
+    raise ValueError(f"unknown tutor {kind!r}; choose one of: {', '.join(TUTOR_KINDS)}")
