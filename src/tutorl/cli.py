@@ -86,7 +86,7 @@ def train(
     algo: AlgoOpt,
     tutor: TutorOpt = "none",
     tutor_accuracy: AccuracyOpt = 0.8,
-    reuse: Annotated[bool, typer.Option(help="Reuse remembered advice (the paper's reuse).")] = False,
+    reuse: Annotated[bool, typer.Option(help="Reuse remembered advice (the paper's).")] = False,
     reuse_budget: Annotated[int, typer.Option(help="Reuses per answer before re-asking.")] = 3,
     ask_start: Annotated[float, typer.Option(help="Probability of asking at step 0.")] = 1.0,
     ask_end: Annotated[float, typer.Option(help="Probability of asking after θ steps.")] = 0.1,
@@ -100,8 +100,9 @@ def train(
     eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
     env_option: EnvOptionOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/<env>-<algo>-...).")]
-    = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run folder (default runs/<env>-<algo>-...).")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -195,9 +196,7 @@ def compare(
         disable=as_json,
     ) as bar:
         task = bar.add_task(f"{env}/{algo}: {len(configs)} runs", total=len(configs))
-        results = run_comparison(
-            configs, out, workers, on_done=lambda c, s: bar.advance(task)
-        )
+        results = run_comparison(configs, out, workers, on_done=lambda c, s: bar.advance(task))
     rows = summarise(results)
     plot = plot_curves(
         results, out, out / "curves.png", game.success_threshold, f"{env} · {algo} · {tutor}"
@@ -274,9 +273,7 @@ def evaluate(
     if policy == "expert":
         actor = expert_actor(game)
         if game.exact_evaluator and not options:
-            exact = evaluate_exact(
-                game, lambda batch: [game.expert(o) for o in batch]
-            ).mean_return
+            exact = evaluate_exact(game, lambda batch: [game.expert(o) for o in batch]).mean_return
     elif policy == "random":
         actor = random_actor(game, seed)
     else:
@@ -309,7 +306,8 @@ def evaluate(
         table.add_row("exact expected return", f"{exact:.4f}")
     table.add_row("success rate", f"{result['success_rate']:.3f}")
     if result["wins"] is not None:
-        table.add_row("win / draw / loss", f"{result['wins']} / {result['draws']} / {result['losses']}")
+        outcomes = f"{result['wins']} / {result['draws']} / {result['losses']}"
+        table.add_row("win / draw / loss", outcomes)
     if result["illegal_moves"]:
         table.add_row("illegal moves", str(result["illegal_moves"]))
     console.print(table)

@@ -74,8 +74,7 @@ def run_comparison(
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {
-                pool.submit(_run_one, c.model_dump_json(), str(run_dir(out, c))): c
-                for c in pending
+                pool.submit(_run_one, c.model_dump_json(), str(run_dir(out, c))): c for c in pending
             }
             for future in as_completed(futures):
                 config = futures[future]
@@ -111,8 +110,10 @@ def summarise(results: list[tuple[RunConfig, dict[str, Any]]]) -> list[dict[str,
         by_arm.setdefault(config.arm(), []).append(summary)
     rows = []
     for arm, runs in by_arm.items():
-        steps = [r["steps_to_threshold"] if r["steps_to_threshold"] is not None else r["steps"]
-                 for r in runs]
+        steps = [
+            r["steps_to_threshold"] if r["steps_to_threshold"] is not None else r["steps"]
+            for r in runs
+        ]
         censored = sum(r["steps_to_threshold"] is None for r in runs)
         final, final_ci = _mean_ci([r["final_return"] for r in runs])
         best, _ = _mean_ci([r["best_return"] for r in runs])

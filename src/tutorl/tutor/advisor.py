@@ -35,6 +35,7 @@ class AdviceStats:
     agree: int = 0
     judged: int = 0
     tutor_seconds: float = 0.0
+    advisor_seconds: float = 0.0
     sources: Counter = field(default_factory=Counter)
 
     @property
@@ -51,6 +52,7 @@ class AdviceStats:
             "fallbacks": self.fallbacks,
             "agreement": self.agreement,
             "tutor_seconds": round(self.tutor_seconds, 4),
+            "advisor_seconds": round(self.advisor_seconds, 4),
             "sources": dict(self.sources),
         }
 
@@ -73,6 +75,8 @@ class Advisor:
     :param schedule: when to ask.
     :param memory: advice memory for reuse, or ``None`` for no reuse.
     :param seed: seed of the ask/no-ask coin flips.
+    :param judge: compare every fresh answer with the expert's action (the tutor's measured
+        agreement). Off only to time the hook itself.
     """
 
     def __init__(
@@ -82,8 +86,10 @@ class Advisor:
         schedule: AdviceSchedule,
         memory: AdviceMemory | None = None,
         seed: int | None = None,
+        judge: bool = True,
     ) -> None:
         self.game = game
+        self.judge = judge
         self.tutor = tutor
         self.schedule = schedule
         self.memory = memory
@@ -102,6 +108,7 @@ class Advisor:
         :param views: ``views(indices) -> list of views`` for the envs that ask (called only for
             those, only when any env asks).
         """
+        entered = time.perf_counter()
         n_envs = len(student_actions)
         executed = np.array(student_actions, copy=True).reshape(n_envs)
         advised = np.zeros(n_envs, dtype=bool)
@@ -140,13 +147,20 @@ class Advisor:
                 executed[i] = advice.action
                 advised[i] = True
                 self.stats.sources[advice.source] += 1
-                self.stats.judged += 1
-                if self._tutor_is_expert or advice.action == int(self.game.expert(view)):
-                    self.stats.agree += 1
+                if self.judge:
+                    self.stats.judged += 1
+                    if self._tutor_is_expert:
+                        self.stats.agree += 1
+                    else:
+                        # Tutors that consulted the expert anyway say what it advised.
+                        best = advice.extra.get("expert_action")
+                        best = int(self.game.expert(view)) if best is None else best
+                        self.stats.agree += int(advice.action == best)
                 if self.memory is not None:
                     self.memory.remember(keys[i], advice.action)
 
         self.stats.advised += int(advised.sum())
         self.stats.steps += n_envs
         self.last_advised = advised
+        self.stats.advisor_seconds += time.perf_counter() - entered
         return executed

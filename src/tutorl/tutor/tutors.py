@@ -60,7 +60,13 @@ class NoisyExpertTutor:
             for a in others:
                 probs[a] = (1.0 - self.accuracy) / len(others)
             advice.append(
-                Advice(action, "expert", probs=probs.tolist(), latency=time.perf_counter() - start)
+                Advice(
+                    action,
+                    "expert",
+                    probs=probs.tolist(),
+                    latency=time.perf_counter() - start,
+                    extra={"expert_action": best},
+                )
             )
         return advice
 

@@ -1,0 +1,1 @@
+"""Experiments on top of single runs: comparisons of arms over seeds (and, later, sweeps)."""
