@@ -155,6 +155,7 @@ def compare(
     ask_decay_steps: DecayOpt = None,
     reuse_budget: Annotated[int, typer.Option(help="Reuses per answer before re-asking.")] = 3,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
+    eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     env_option: EnvOptionOpt = None,
     workers: Annotated[
         int | None, typer.Option(help="Parallel processes (default: cores).")
@@ -182,6 +183,7 @@ def compare(
         ask_decay_steps=ask_decay_steps,
         reuse_budget=reuse_budget,
         eval_episodes=eval_episodes,
+        eval_freq=eval_freq,
         env_options=_parse_env_options(env_option),
     )
     game = get_game(env)
