@@ -158,3 +158,14 @@ def test_expert_and_random_tutors(blackjack):
     assert 0.4 < share < 0.6
     with pytest.raises(ValueError, match="accuracy"):
         NoisyExpertTutor(blackjack, accuracy=1.2)
+
+
+def test_reused_advice_is_judged_against_the_expert(blackjack):
+    obs = np.array([[20, 10, 0]])  # the expert sticks on 20
+    for tutor, expected in ((ExpertTutor(blackjack), 1.0), (CountingTutor(action=1), 0.0)):
+        advisor = Advisor(blackjack, tutor, AdviceSchedule(1.0, 1.0, 0), AdviceMemory(3), seed=0)
+        for _ in range(4):
+            advisor(obs, np.array([0]), obs_views(obs))
+        assert advisor.stats.reuse_judged == 3
+        assert advisor.stats.reuse_agreement == expected
+        assert advisor.stats.agreement == expected

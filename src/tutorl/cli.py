@@ -22,7 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Pre-trained LLMs as tutors for RL agents, measured honestly.",
 )
-console = Console()
+# Piped output (a file, CI) gets a wide console so tables are not squeezed to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
@@ -166,9 +167,15 @@ def compare(
     """Train the arms no tutor / tutor / tutor + reuse over several seeds and compare them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from tutorl._io import atomic_write_json
+    from tutorl._io import atomic_write_json, atomic_write_text
     from tutorl.envs import get_game
-    from tutorl.experiments.compare import arm_configs, plot_curves, run_comparison, summarise
+    from tutorl.experiments.compare import (
+        arm_configs,
+        markdown_table,
+        plot_curves,
+        run_comparison,
+        summarise,
+    )
 
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
@@ -204,6 +211,7 @@ def compare(
         results, out, out / "curves.png", game.success_threshold, f"{env} · {algo} · {tutor}"
     )
     atomic_write_json(out / "comparison.json", {"config": base.model_dump(), "arms": rows})
+    atomic_write_text(out / "comparison.md", markdown_table(rows, game.success_threshold))
     if as_json:
         print(json.dumps({"env": env, "algo": algo, "arms": rows, "plot": str(plot)}, indent=2))
         return

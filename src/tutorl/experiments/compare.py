@@ -120,6 +120,9 @@ def summarise(results: list[tuple[RunConfig, dict[str, Any]]]) -> list[dict[str,
         auc, auc_ci = _mean_ci([r["auc"] for r in runs])
         advice = [r["advice"] for r in runs if r.get("advice")]
         agreement = [a["agreement"] for a in advice if a.get("agreement") is not None]
+        reuse_agreement = [
+            a["reuse_agreement"] for a in advice if a.get("reuse_agreement") is not None
+        ]
         rows.append(
             {
                 "arm": arm,
@@ -138,6 +141,7 @@ def summarise(results: list[tuple[RunConfig, dict[str, Any]]]) -> list[dict[str,
                 else 0,
                 "reuse_hits": float(np.mean([a["reuse_hits"] for a in advice])) if advice else 0,
                 "agreement": float(np.mean(agreement)) if agreement else None,
+                "reuse_agreement": float(np.mean(reuse_agreement)) if reuse_agreement else None,
                 "wall_time": float(np.mean([r["wall_time"] for r in runs])),
             }
         )
@@ -149,6 +153,30 @@ def summarise(results: list[tuple[RunConfig, dict[str, Any]]]) -> list[dict[str,
             else None
         )
     return rows
+
+
+def markdown_table(rows: list[dict[str, Any]], threshold: float) -> str:
+    """The comparison table as Markdown (``comparison.md``), ready to paste into a report."""
+    lines = [
+        "| arm | seeds | steps to threshold (reached) | acceleration | final return ± 95% CI "
+        "| best | AUC | tutor asks | reuse hits | agreement with expert (fresh / reused) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        prefix = "≥" if row["censored"] else ""
+        accel = f"{row['acceleration']:.2f}" if row["acceleration"] is not None else "—"
+        agreement = f"{row['agreement']:.2f}" if row["agreement"] is not None else "—"
+        if row.get("reuse_agreement") is not None:
+            agreement += f" / {row['reuse_agreement']:.2f}"
+        lines.append(
+            f"| {row['arm']} | {row['seeds']} "
+            f"| {prefix}{row['steps_to_threshold']:,.0f} ({row['reached']}/{row['seeds']}) "
+            f"| {accel} | {row['final_return']:.3f} ± {row['final_return_ci95']:.3f} "
+            f"| {row['best_return']:.3f} | {row['auc']:.3f} | {row['tutor_asks']:,.0f} "
+            f"| {row['reuse_hits']:,.0f} | {agreement} |"
+        )
+    lines.append(f"\nSuccess threshold: {threshold:g}.")
+    return "\n".join(lines) + "\n"
 
 
 def plot_curves(

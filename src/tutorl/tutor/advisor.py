@@ -34,6 +34,8 @@ class AdviceStats:
     fallbacks: int = 0
     agree: int = 0
     judged: int = 0
+    reuse_agree: int = 0
+    reuse_judged: int = 0
     tutor_seconds: float = 0.0
     advisor_seconds: float = 0.0
     sources: Counter = field(default_factory=Counter)
@@ -41,6 +43,12 @@ class AdviceStats:
     @property
     def agreement(self) -> float | None:
         return self.agree / self.judged if self.judged else None
+
+    @property
+    def reuse_agreement(self) -> float | None:
+        """Share of *reused* actions equal to the expert's action in the state where they were
+        reused: below the tutor's agreement when the reuse key does not pin down the state."""
+        return self.reuse_agree / self.reuse_judged if self.reuse_judged else None
 
     def as_dict(self) -> dict:
         return {
@@ -51,6 +59,7 @@ class AdviceStats:
             "reuse_hits": self.reuse_hits,
             "fallbacks": self.fallbacks,
             "agreement": self.agreement,
+            "reuse_agreement": self.reuse_agreement,
             "tutor_seconds": round(self.tutor_seconds, 4),
             "advisor_seconds": round(self.advisor_seconds, 4),
             "sources": dict(self.sources),
@@ -114,6 +123,7 @@ class Advisor:
         advised = np.zeros(n_envs, dtype=bool)
         keys: dict[int, object] = {}
         asking: list[int] = []
+        reused: list[int] = []
         p_ask = self.schedule.probability(self.stats.steps)
         for i in range(n_envs):
             if self.memory is not None:
@@ -122,6 +132,7 @@ class Advisor:
                 if remembered is not None:
                     executed[i] = remembered
                     advised[i] = True
+                    reused.append(i)
                     self.stats.reuse_hits += 1
                     self.stats.sources["reuse"] += 1
                     continue
@@ -158,6 +169,11 @@ class Advisor:
                         self.stats.agree += int(advice.action == best)
                 if self.memory is not None:
                     self.memory.remember(keys[i], advice.action)
+
+        if self.judge and reused:
+            for i, view in zip(reused, views(reused), strict=True):
+                self.stats.reuse_judged += 1
+                self.stats.reuse_agree += int(executed[i] == int(self.game.expert(view)))
 
         self.stats.advised += int(advised.sum())
         self.stats.steps += n_envs
