@@ -1,0 +1,112 @@
+"""Zero-shot prompts: one template per game, overridable by a user's template file.
+
+A template is plain text with the placeholders ``{game}``, ``{rules}``, ``{format}``,
+``{state}`` and ``{actions}``. Everything before ``{state}`` is the *fixed prefix*: it is the same
+for every state of a game, comes first, and is therefore evaluated once and kept in the model's
+KV cache. State-dependent placeholders (``{state}``, ``{actions}``) must come after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tutorl.envs.base import Game, View
+
+DEFAULT_TEMPLATE = """You are an expert {game} player tutoring a beginner.
+
+Rules: {rules}
+
+You will be shown one position. Reply with the single best action for the player to take now.
+{format}
+
+Position:
+{state}
+Legal actions: {actions}
+Best action:"""
+
+FORMATS = {
+    "score": "Answer with the name of the action only.",
+    "generate": (
+        "Write the chosen action's name inside <action></action> tags, for example "
+        "<action>{example}</action>, and nothing else."
+    ),
+}
+
+PLACEHOLDERS = ("{game}", "{rules}", "{format}", "{state}", "{actions}")
+
+
+def action_labels(game: Game) -> list[str]:
+    """The word the tutor answers with for each action.
+
+    Labels are short and start differently, so that one forward pass scores all of them from
+    the next-token distribution: Connect Four's "column 3" becomes "3".
+    """
+    labels = [name.split()[-1] for name in game.action_names]
+    return labels if len(set(labels)) == len(labels) else [str(i) for i in range(len(labels))]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt split into its fixed prefix and its state-specific rest."""
+
+    prefix: str
+    text: str
+
+
+class PromptTemplate:
+    """Builds a game's prompt for a state.
+
+    :param game: the game whose rules and describer fill the template.
+    :param mode: ``score`` (rank the legal actions' labels) or ``generate`` (the paper's way:
+        the answer inside ``<action>…</action>``).
+    :param template: template text; the built-in zero-shot template by default.
+    """
+
+    def __init__(self, game: Game, mode: str = "score", template: str | None = None) -> None:
+        if mode not in FORMATS:
+            raise ValueError(f"unknown prompt mode {mode!r}; use score or generate")
+        template = template or DEFAULT_TEMPLATE
+        if "{state}" not in template:
+            raise ValueError("a prompt template must contain the {state} placeholder")
+        head, _ = template.split("{state}", 1)
+        if "{actions}" in head:
+            raise ValueError("{actions} depends on the state: put it after {state}")
+        self.game = game
+        self.mode = mode
+        self.template = template
+        self.labels = action_labels(game)
+        fixed = {
+            "game": game.name.replace("_", " ").title(),
+            "rules": game.rules.strip(),
+            "format": FORMATS[mode].replace("{example}", self.labels[0]),
+        }
+        self.prefix = _fill(head, fixed)
+        self._tail = template[len(head) :]
+        self._fixed = fixed
+
+    @classmethod
+    def from_file(cls, game: Game, path: str | Path, mode: str = "score") -> PromptTemplate:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"prompt template not found: {path}")
+        return cls(game, mode, path.read_text())
+
+    def build(self, view: View) -> Prompt:
+        legal = self.game.legal_actions(view)
+        text = _fill(
+            self._tail,
+            {
+                **self._fixed,
+                "state": self.game.describe(view),
+                "actions": ", ".join(self.labels[a] for a in legal),
+            },
+        )
+        return Prompt(self.prefix, text)
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    # Plain replacement, not str.format: rules and states contain braces of their own.
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
