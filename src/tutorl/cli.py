@@ -323,6 +323,54 @@ def evaluate(
     console.print(table)
 
 
+@app.command("tutor-eval")
+def tutor_eval(
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="Game(s) to measure (default: all).")
+    ] = None,
+    tutor: TutorOpt = "expert",
+    tutor_accuracy: AccuracyOpt = 0.8,
+    states: Annotated[int, typer.Option(help="Sampled reachable states per game.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the state sample.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Measure a tutor's agreement with the expert over sampled reachable states."""
+    from tutorl.envs import game_names, get_game
+    from tutorl.tutor.quality import evaluate_tutor
+    from tutorl.tutor.tutors import make_tutor
+
+    if states < 1:
+        raise UserError(f"--states must be >= 1, got {states}")
+    if tutor == "none":
+        raise UserError("--tutor none has nothing to measure; choose a tutor")
+    results = []
+    for name in env or game_names():
+        game = get_game(name)
+        advisor = make_tutor(tutor, game, tutor_accuracy, seed=seed)
+        results.append(evaluate_tutor(game, advisor, states, seed).as_dict())
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    table = Table(title=f"tutor quality · {tutor} · {states} states per game · seed {seed}")
+    for column in ("env", "agreement (95% CI)", "base rate", "fallbacks", "answers", "p50 s"):
+        table.add_column(column)
+    for r in results:
+        low, high = r["agreement_ci95"]
+        table.add_row(
+            r["env"],
+            f"{r['agreement']:.3f} [{low:.3f}, {high:.3f}]",
+            f"{r['base_rate']:.3f}",
+            str(r["fallbacks"]),
+            ", ".join(f"{k} {v:.2f}" for k, v in r["action_shares"].items()),
+            f"{r['latency_p50']:.4f}",
+        )
+    console.print(table)
+    console.print(
+        "base rate: agreement of always answering the expert's most frequent action on the "
+        "same states."
+    )
+
+
 @app.command()
 def envs() -> None:
     """List the games, their success thresholds and default lengths."""
