@@ -181,3 +181,10 @@ def test_compare_trains_three_arms_and_plots(tmp_path):
         "--json",
     )
     assert json.loads(again.stdout)["arms"] == data["arms"]
+    # A user threshold is applied to the stored curves without retraining.
+    unreachable = tutorl(
+        "compare", "--env", "snake", "--algo", "a2c", "--seeds", "2", "--steps", "2000",
+        "--eval-episodes", "5", "--out", str(tmp_path), "--threshold", "1000", "--json",
+    )
+    arms = json.loads(unreachable.stdout)["arms"]
+    assert all(row["reached"] == 0 and row["censored"] == 2 for row in arms)

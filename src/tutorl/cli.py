@@ -157,6 +157,10 @@ def compare(
     reuse_budget: Annotated[int, typer.Option(help="Reuses per answer before re-asking.")] = 3,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
     eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Success threshold for steps-to-threshold (default: the game's)."),
+    ] = None,
     env_option: EnvOptionOpt = None,
     workers: Annotated[
         int | None, typer.Option(help="Parallel processes (default: cores).")
@@ -175,6 +179,7 @@ def compare(
         plot_curves,
         run_comparison,
         summarise,
+        with_threshold,
     )
 
     if seeds < 1:
@@ -206,12 +211,15 @@ def compare(
     ) as bar:
         task = bar.add_task(f"{env}/{algo}: {len(configs)} runs", total=len(configs))
         results = run_comparison(configs, out, workers, on_done=lambda c, s: bar.advance(task))
+    if threshold is None:
+        threshold = game.success_threshold
+    else:
+        results = with_threshold(results, out, threshold)
     rows = summarise(results)
-    plot = plot_curves(
-        results, out, out / "curves.png", game.success_threshold, f"{env} · {algo} · {tutor}"
-    )
-    atomic_write_json(out / "comparison.json", {"config": base.model_dump(), "arms": rows})
-    atomic_write_text(out / "comparison.md", markdown_table(rows, game.success_threshold))
+    plot = plot_curves(results, out, out / "curves.png", threshold, f"{env} · {algo} · {tutor}")
+    record = {"config": base.model_dump(), "threshold": threshold, "arms": rows}
+    atomic_write_json(out / "comparison.json", record)
+    atomic_write_text(out / "comparison.md", markdown_table(rows, threshold))
     if as_json:
         print(json.dumps({"env": env, "algo": algo, "arms": rows, "plot": str(plot)}, indent=2))
         return
@@ -246,7 +254,7 @@ def compare(
         )
     console.print(table)
     console.print(
-        f"success threshold {game.success_threshold:g}; ± is a 95% t-interval over seeds; "
+        f"success threshold {threshold:g}; ± is a 95% t-interval over seeds; "
         f"≥ marks arms with runs that never reached the threshold (counted at full length)."
     )
     console.print(f"plot: {plot}\nruns: {out}")

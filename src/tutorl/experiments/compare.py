@@ -87,6 +87,19 @@ def run_comparison(
     return results
 
 
+def with_threshold(
+    results: list[tuple[RunConfig, dict[str, Any]]], out: Path, threshold: float
+) -> list[tuple[RunConfig, dict[str, Any]]]:
+    """The same runs with steps to threshold recomputed from their curves for ``threshold``."""
+    from tutorl.rl.train import curve_metrics
+
+    rethresholded = []
+    for config, summary in results:
+        rows = load_curve(run_dir(out, config)).to_dict("records")
+        rethresholded.append((config, {**summary, **curve_metrics(rows, threshold)}))
+    return rethresholded
+
+
 def _mean_ci(values: list[float]) -> tuple[float, float]:
     """Mean and the half-width of a 95% t-interval over seeds."""
     from scipy import stats
