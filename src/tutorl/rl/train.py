@@ -70,6 +70,25 @@ class RunConfig(BaseModel):
     eval_seed: int = Field(10_000, ge=0)
     env_options: dict[str, Any] = Field(default_factory=dict)
     hyperparams: dict[str, Any] = Field(default_factory=dict)
+    # LLM tutor (``tutor="llm"``): embedded model name or GGUF path, or an endpoint's model.
+    llm: str | None = None
+    llm_url: str | None = None
+    llm_mode: Literal["score", "generate"] = "score"
+    llm_api_key_env: str = "OPENAI_API_KEY"
+    llm_timeout: float | None = Field(None, gt=0)
+    prompt_template: str | None = None
+    llm_cache: bool = True
+
+    def llm_options(self) -> dict[str, Any]:
+        return {
+            "model": self.llm,
+            "url": self.llm_url,
+            "api_key_env": self.llm_api_key_env,
+            "mode": self.llm_mode,
+            "template": self.prompt_template,
+            "cache": self.llm_cache,
+            "timeout": self.llm_timeout,
+        }
 
     @field_validator("env")
     @classmethod
@@ -96,6 +115,12 @@ class RunConfig(BaseModel):
             self.n_envs = DEFAULT_N_ENVS[self.algo]
         if self.eval_freq is None:
             self.eval_freq = max(1, self.steps // 20)
+        if self.tutor == "llm" and self.llm is None:
+            if self.llm_url:
+                raise ValueError("--llm-url needs --llm-model (the endpoint's model name)")
+            from tutorl.llm.models import DEFAULT_MODEL
+
+            self.llm = DEFAULT_MODEL
         return self
 
     @property
@@ -106,7 +131,11 @@ class RunConfig(BaseModel):
         """Short label of the experimental arm: ``none``, ``expert``, ``expert+reuse``..."""
         if not self.tutored:
             return "none"
-        name = self.tutor if self.tutor != "noisy-expert" else f"noisy{self.tutor_accuracy:g}"
+        name = self.tutor
+        if self.tutor == "noisy-expert":
+            name = f"noisy{self.tutor_accuracy:g}"
+        elif self.tutor == "llm":
+            name = f"llm-{Path(str(self.llm)).stem}"
         return f"{name}+reuse" if self.reuse else name
 
 
@@ -219,6 +248,20 @@ def curve_metrics(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any
     }
 
 
+def llm_stats(tutor) -> dict[str, Any] | None:
+    """LLM tutor counters: model calls saved by the response cache, and failures by kind."""
+    llm = getattr(tutor, "llm", None)
+    if llm is None:
+        return None
+    return {
+        "model": getattr(llm, "identity", None),
+        "mode": tutor.mode,
+        "cache_hits": getattr(llm, "hits", None),
+        "cache_misses": getattr(llm, "misses", None),
+        "failures": dict(tutor.failures),
+    }
+
+
 def train(
     config: RunConfig,
     out: str | Path | None = None,
@@ -250,7 +293,13 @@ def train(
     model = make_model(config.algo, game, env, config.seed, config.hyperparams, tensorboard_log)
 
     advisor = None
-    tutor = make_tutor(config.tutor, game, config.tutor_accuracy, seed=config.seed + 1)
+    tutor = make_tutor(
+        config.tutor,
+        game,
+        config.tutor_accuracy,
+        seed=config.seed + 1,
+        llm_options=config.llm_options(),
+    )
     if tutor is not None:
         schedule = AdviceSchedule(
             config.ask_start, config.ask_end, config.ask_decay_steps, config.advice_budget
@@ -285,6 +334,7 @@ def train(
         "train_steps_per_second": round(model.num_timesteps / max(train_seconds, 1e-9), 1),
         "advice": advisor.stats.as_dict() if advisor else None,
         "agreement": advisor.stats.agreement if advisor else None,
+        "llm": llm_stats(tutor),
     }
     if out_dir is not None:
         tmp_model = out_dir / ".model.tmp.zip"

@@ -101,13 +101,26 @@ class ConstantTutor:
         return [Advice(self.action, "tutor") for _ in views]
 
 
-TUTOR_KINDS = ("none", "expert", "noisy-expert", "random")
+TUTOR_KINDS = ("none", "expert", "noisy-expert", "random", "llm")
 
 
-def make_tutor(kind: str, game: Game, accuracy: float = 0.8, seed: int | None = None):
-    """Build a tutor by CLI name. ``none`` returns ``None`` (an untutored run)."""
+def make_tutor(
+    kind: str,
+    game: Game,
+    accuracy: float = 0.8,
+    seed: int | None = None,
+    llm_options: dict | None = None,
+):
+    """Build a tutor by CLI name. ``none`` returns ``None`` (an untutored run).
+
+    :param llm_options: for ``llm``: ``model`` (embedded name, GGUF path, or endpoint model),
+        ``url``, ``api_key_env``, ``mode`` (score/generate), ``template`` (a prompt template
+        file), ``cache`` (bool).
+    """
     if kind == "none":
         return None
+    if kind == "llm":
+        return make_llm_tutor(game, **(llm_options or {}))
     if kind == "expert":
         return ExpertTutor(game)
     if kind == "noisy-expert":
@@ -115,3 +128,24 @@ def make_tutor(kind: str, game: Game, accuracy: float = 0.8, seed: int | None = 
     if kind == "random":
         return RandomTutor(game, seed=seed)
     raise ValueError(f"unknown tutor {kind!r}; choose one of: {', '.join(TUTOR_KINDS)}")
+
+
+def make_llm_tutor(
+    game: Game,
+    model: str | None = None,
+    url: str | None = None,
+    api_key_env: str = "OPENAI_API_KEY",
+    mode: str = "score",
+    template: str | None = None,
+    cache: bool = True,
+    timeout: float | None = None,
+):
+    """An :class:`~tutorl.tutor.llm_tutor.LLMTutor` on an embedded model or an endpoint."""
+    from tutorl.llm import DEFAULT_MODEL, make_llm
+    from tutorl.tutor.llm_tutor import LLMTutor
+    from tutorl.tutor.prompts import PromptTemplate
+
+    prompt = PromptTemplate.from_file(game, template, mode) if template else None
+    kwargs = {"timeout": timeout} if (url and timeout is not None) else {}
+    llm = make_llm(model or DEFAULT_MODEL, url, cache=cache, api_key_env=api_key_env, **kwargs)
+    return LLMTutor(game, llm, mode=mode, template=prompt)

@@ -1,0 +1,411 @@
+"""OpenAI-compatible HTTP backend (llama-cpp-python's server, Ollama, vLLM, hosted APIs).
+
+``score`` asks the **completions** endpoint for one token with its top-K log-probabilities
+(``max_tokens=1, logprobs=K``; llama.cpp's server supports it) on the raw prompt
+(``prompt_format``, default raw text). If that endpoint is missing or returns no
+log-probabilities, it falls back to **chat completions** with ``logprobs=true,
+top_logprobs=K`` (the server applies the model's chat template).
+
+Over HTTP only token *strings* are visible, so a choice is matched to the longest top-K token
+that is a prefix of the choice's remaining text (choices must therefore be written as the
+model would continue the prompt, leading space included if the prompt has none). When
+several choices match the same token, the completions path extends the prompt by that token
+and asks again, as the in-process backend does (see :mod:`tutorl.llm.base`); the chat path
+cannot extend, so choices sharing a first token share its probability equally.
+A choice missing from the top-K gets a *floor*: the probability mass outside the top-K split
+evenly among the missing choices, capped by the smallest top-K probability (the true value
+is no larger), so scores stay finite and their exponentials still sum to at most 1.
+
+``generate`` uses chat completions (the server's chat template), or the completions endpoint
+with ``prompt_format`` when a request has a ``response_prefix`` (chat cannot portably
+pre-fill the assistant's answer).
+
+Failures raise :class:`~tutorl.llm.base.LLMError` subclasses: connection errors, timeouts,
+HTTP 429 and 5xx are retried a bounded number of times with exponential backoff, then raise
+:class:`~tutorl.llm.base.LLMUnavailableError`; HTTP 4xx and malformed answers raise
+:class:`~tutorl.llm.base.LLMResponseError` at once. The API key is read from an environment
+variable (its *name* is configurable), sent only as a Bearer header, and never appears in a
+repr, an exception message or a file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from tutorl.llm.base import (
+    GenerateRequest,
+    LLMError,
+    LLMResponseError,
+    LLMUnavailableError,
+    PromptFormat,
+    RawFormat,
+    ScoreRequest,
+    safe_log,
+)
+
+_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class OpenAICompatibleLLM:
+    """A model behind an OpenAI-compatible HTTP API.
+
+    :param base_url: The API root, e.g. ``"http://127.0.0.1:8000/v1"`` or
+        ``"http://localhost:11434/v1"`` (Ollama).
+    :param model: The endpoint's model name (e.g. an Ollama tag, ``"llama3.1:8b"``).
+    :param api_key_env: *Name* of the environment variable holding the API key, read at each
+        request and never stored; no key is sent if it is unset or empty.
+    :param timeout: Seconds for reading an answer (per attempt).
+    :param connect_timeout: Seconds for opening the connection (per attempt).
+    :param max_retries: Retries after the first attempt on connection errors, timeouts,
+        429 and 5xx (so at most ``max_retries + 1`` attempts).
+    :param backoff: First retry delay in seconds; doubles each retry, capped at 8 s.
+    :param top_logprobs: K, how many alternatives the endpoint returns per position.
+    :param score_endpoint: ``"auto"`` (completions, falling back to chat), ``"completions"``
+        or ``"chat"``.
+    :param prompt_format: How the completions endpoint's prompt is built (default raw
+        ``prefix + text``); pass a :class:`~tutorl.llm.base.ChatTemplateFormat` to apply an
+        instruct model's template on the client side.
+    :param transport: An ``httpx`` transport (tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+        top_logprobs: int = 20,
+        score_endpoint: str = "auto",
+        prompt_format: PromptFormat | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if score_endpoint not in ("auto", "completions", "chat"):
+            raise ValueError(
+                f"score_endpoint must be auto|completions|chat, got {score_endpoint!r}"
+            )
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key_env = api_key_env
+        self.max_retries = int(max_retries)
+        self.backoff = float(backoff)
+        self.top_logprobs = int(top_logprobs)
+        self.score_endpoint = score_endpoint
+        self.prompt_format: PromptFormat = prompt_format or RawFormat()
+        self.identity = f"openai:{self.base_url}:{model}:{self.prompt_format.name}"
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            transport=transport,
+            follow_redirects=False,
+        )
+        #: Counters: HTTP attempts, retries, failures raised.
+        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+
+    def _api_key(self) -> str | None:
+        # Read at each request and never stored: no attribute, repr, pickle or file can hold it.
+        return os.environ.get(self.api_key_env) or None
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key() else "unset"
+        return (
+            f"OpenAICompatibleLLM(base_url={self.base_url!r}, model={self.model!r}, "
+            f"api_key_env={self.api_key_env!r} ({key}))"
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+    # ---------------------------------------------------------------- HTTP with retries
+
+    def _redact(self, text: str) -> str:
+        key = self._api_key()
+        if key:
+            text = text.replace(key, "***")
+        return text
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        headers = {"Content-Type": "application/json"}
+        key = self._api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        attempt = 0
+        while True:
+            self.stats["requests"] += 1
+            problem: str
+            try:
+                response = self._client.post(url, json=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                problem = f"timed out ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                problem = f"connection failed ({type(exc).__name__})"
+            else:
+                if response.status_code < 400:
+                    return self._parse_json(response, url)
+                if response.status_code not in _RETRY_STATUS:
+                    self.stats["failures"] += 1
+                    raise _HTTPStatus(
+                        response.status_code,
+                        self._redact(
+                            f"POST {url}: HTTP {response.status_code}: {_excerpt(response.text)}"
+                        ),
+                    )
+                problem = f"HTTP {response.status_code}"
+            if attempt >= self.max_retries:
+                self.stats["failures"] += 1
+                # "from None": the httpx exception holds the request, whose headers hold the key.
+                raise LLMUnavailableError(
+                    self._redact(f"POST {url}: {problem} after {attempt + 1} attempt(s)")
+                ) from None
+            time.sleep(min(self.backoff * 2**attempt, 8.0))
+            attempt += 1
+            self.stats["retries"] += 1
+
+    def _parse_json(self, response: httpx.Response, url: str) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except (ValueError, UnicodeDecodeError):
+            self.stats["failures"] += 1
+            raise LLMResponseError(
+                self._redact(f"POST {url}: answer is not JSON: {_excerpt(response.text)}")
+            ) from None
+        if not isinstance(data, dict):
+            self.stats["failures"] += 1
+            raise LLMResponseError(f"POST {url}: answer is not a JSON object")
+        return data
+
+    # ---------------------------------------------------------------- scoring
+
+    def _completion_top(self, prompt: str) -> dict[str, float]:
+        data = self._post(
+            "/completions",
+            {
+                "model": self.model,
+                "prompt": prompt,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "logprobs": self.top_logprobs,
+                "seed": 0,
+            },
+        )
+        try:
+            tops = data["choices"][0]["logprobs"]["top_logprobs"]
+            first = tops[0] if tops else None
+            if not isinstance(first, dict) or not first:
+                raise TypeError("empty top_logprobs")
+            return _merge({str(t): float(v) for t, v in first.items()})
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise _NoLogprobs("completions answer has no usable logprobs.top_logprobs") from None
+
+    def _chat_top(self, request: ScoreRequest) -> dict[str, float]:
+        data = self._post(
+            "/chat/completions",
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": request.prefix + request.text}],
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "logprobs": True,
+                "top_logprobs": self.top_logprobs,
+                "seed": 0,
+            },
+        )
+        try:
+            entries = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            pairs = [(str(e["token"]), float(e["logprob"])) for e in entries]
+            if not pairs:
+                raise TypeError("empty top_logprobs")
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            raise _NoLogprobs(
+                "chat answer has no usable logprobs.content[0].top_logprobs"
+            ) from None
+        out: dict[str, list[float]] = {}
+        for token, lp in pairs:
+            out.setdefault(token, []).append(lp)
+        return _merge({t: _logsumexp(v) for t, v in out.items()})
+
+    def _score_completions(self, request: ScoreRequest) -> list[float]:
+        prompt = self.prompt_format.render(request.prefix, request.text, request.response_prefix)
+        choices = request.choices
+        scores = [0.0] * len(choices)
+
+        def walk(context: str, idxs: list[int], ended: list[int], acc: float) -> None:
+            top = self._completion_top(prompt + context)
+            remaining = {i: choices[i][len(context) :] for i in idxs}
+            matched, missing = _match(remaining, top)
+            if ended:  # see tutorl.llm.base: "stop here" = take none of the continuing tokens
+                p_cont = sum(math.exp(top[t]) for t in matched)
+                p_stop = max(0.0, 1.0 - p_cont) / len(ended)
+                for i in ended:
+                    scores[i] = acc + safe_log(p_stop)
+            floor = _floor(top, len(missing))
+            for i in missing:
+                scores[i] = acc + floor
+            for token, group in matched.items():
+                acc_t = acc + top[token]
+                if len(group) == 1:
+                    scores[group[0]] = acc_t
+                    continue
+                done = [i for i in group if remaining[i] == token]
+                more = [i for i in group if remaining[i] != token]
+                if not more:  # pragma: no cover - distinct choices cannot all equal token
+                    for i in done:
+                        scores[i] = acc_t - math.log(len(done))
+                    continue
+                walk(context + token, more, done, acc_t)
+
+        walk("", list(range(len(choices))), [], 0.0)
+        return scores
+
+    def _score_chat(self, request: ScoreRequest) -> list[float]:
+        if request.response_prefix:
+            raise LLMResponseError(
+                "this endpoint gives no completions logprobs, and chat completions cannot "
+                "score after a response_prefix"
+            )
+        top = self._chat_top(request)
+        choices = request.choices
+        matched, missing = _match(dict(enumerate(choices)), top)
+        scores = [0.0] * len(choices)
+        floor = _floor(top, len(missing))
+        for i in missing:
+            scores[i] = floor
+        for token, group in matched.items():
+            for i in group:
+                scores[i] = top[token] - math.log(len(group))
+        return scores
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """Log-probability of each choice (see the module docstring for HTTP specifics)."""
+        out = []
+        for request in requests:
+            out.append(self._score_request(request))
+        return out
+
+    def _score_request(self, request: ScoreRequest) -> list[float]:
+        if self.score_endpoint in ("auto", "completions"):
+            try:
+                return self._score_completions(request)
+            except (_NoLogprobs, _HTTPStatus) as exc:
+                endpoint_missing = isinstance(exc, _NoLogprobs) or exc.status in (404, 405, 501)
+                if self.score_endpoint == "completions" or not endpoint_missing:
+                    raise LLMResponseError(str(exc)) from None
+                # Remember: later requests go straight to chat.
+                self.score_endpoint = "chat"
+        try:
+            return self._score_chat(request)
+        except _NoLogprobs as exc:
+            raise LLMResponseError(f"{self.base_url}: {exc}; cannot score choices") from None
+        except _HTTPStatus as exc:
+            raise LLMResponseError(str(exc)) from None
+
+    # ---------------------------------------------------------------- generation
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
+        """Generated text per request (chat completions; see the module docstring)."""
+        return [self._generate_one(r) for r in requests]
+
+    def _generate_one(self, r: GenerateRequest) -> str:
+        common: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": r.max_tokens,
+            "temperature": r.temperature,
+            "seed": r.seed,
+        }
+        if r.stop:
+            common["stop"] = list(r.stop)
+        try:
+            if r.response_prefix:
+                prompt = self.prompt_format.render(r.prefix, r.text, r.response_prefix)
+                data = self._post("/completions", {**common, "prompt": prompt})
+                text = data["choices"][0]["text"]
+            else:
+                messages = [{"role": "user", "content": r.prefix + r.text}]
+                data = self._post("/chat/completions", {**common, "messages": messages})
+                text = data["choices"][0]["message"]["content"]
+        except _HTTPStatus as exc:
+            raise LLMResponseError(str(exc)) from None
+        except (KeyError, IndexError, TypeError, AttributeError):
+            self.stats["failures"] += 1
+            raise LLMResponseError(
+                f"{self.base_url}: generation answer lacks choices[0] text"
+            ) from None
+        if text is None:
+            text = ""  # e.g. a reasoning model whose whole budget went to hidden thinking
+        if not isinstance(text, str):
+            self.stats["failures"] += 1
+            raise LLMResponseError(f"{self.base_url}: generated text is not a string")
+        return text
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+class _NoLogprobs(LLMError):
+    """Internal: the answer had no usable log-probabilities (maybe try another endpoint)."""
+
+
+class _HTTPStatus(LLMResponseError):
+    """Internal: a non-retryable HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _excerpt(text: str, n: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _logsumexp(values: list[float]) -> float:
+    m = max(values)
+    if m == -math.inf:
+        return m
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def _merge(top: dict[str, float]) -> dict[str, float]:
+    """Drop empty or non-finite entries (they cannot match a choice)."""
+    out = {t: v for t, v in top.items() if t and not math.isnan(v)}
+    if not out:
+        raise _NoLogprobs("top_logprobs has no usable entry")
+    return out
+
+
+def _match(
+    remaining: dict[int, str], top: dict[str, float]
+) -> tuple[dict[str, list[int]], list[int]]:
+    """Group choices by the longest top token that prefixes their remaining text."""
+    matched: dict[str, list[int]] = {}
+    missing: list[int] = []
+    for i, rest in remaining.items():
+        best = max((t for t in top if rest.startswith(t)), key=len, default=None)
+        if best is None:
+            missing.append(i)
+        else:
+            matched.setdefault(best, []).append(i)
+    return matched, missing
+
+
+def _floor(top: dict[str, float], n_missing: int) -> float:
+    """Log-probability given to each of ``n_missing`` choices absent from the top-K."""
+    if n_missing == 0:
+        return 0.0
+    probs = [math.exp(v) for v in top.values()]
+    outside = max(0.0, 1.0 - sum(probs))
+    return safe_log(min(min(probs), outside / n_missing))

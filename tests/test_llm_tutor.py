@@ -1,0 +1,146 @@
+"""The LLM as a tutor: real embedded model, untrusted answers parsed, failures survived."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from tutorl.envs import get_game
+from tutorl.rl.train import RunConfig, train
+from tutorl.tutor import AdviceSchedule, Advisor
+from tutorl.tutor.llm_tutor import LLMTutor, parse_action
+from tutorl.tutor.prompts import PromptTemplate
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<action>hit</action>", 1),
+        ("I would say <action> Stick. </action> because", 0),
+        ("<ACTION>HIT</ACTION>", 1),
+        ("<action>hit me</action>", None),
+        ("hit", None),
+        ("<action>__import__('os').system('rm -rf /')</action>", None),
+        ("<action>double</action><action>hit</action>", None),
+    ],
+)
+def test_answers_are_parsed_never_executed(text, expected):
+    assert parse_action(text, ["stick", "hit"], [0, 1]) == expected
+
+
+def test_an_illegal_label_is_rejected():
+    assert parse_action("<action>3</action>", [str(c) for c in range(7)], [0, 1, 2]) is None
+
+
+def test_user_template_must_keep_the_state_after_the_prefix(tmp_path):
+    game = get_game("blackjack")
+    path = tmp_path / "t.txt"
+    path.write_text("{actions} first, then {state}")
+    with pytest.raises(ValueError, match="after"):
+        PromptTemplate.from_file(game, path)
+    path.write_text("Rules: {rules}\nNow: {state}\nPick one of {actions}:")
+    prompt = PromptTemplate.from_file(game, path).build(np.array([15, 10, 0]))
+    assert prompt.prefix.startswith("Rules: Blackjack")
+    assert "15" in prompt.text and "stick, hit" in prompt.text
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_training_survives_an_unreachable_llm_and_reports_failures():
+    config = RunConfig(
+        env="blackjack",
+        algo="dqn",
+        tutor="llm",
+        llm="any-model",
+        llm_url=f"http://127.0.0.1:{closed_port()}/v1",
+        llm_cache=False,
+        llm_timeout=0.5,
+        steps=300,
+        eval_freq=300,
+        ask_decay_steps=100,
+    )
+    summary, _ = train(config)
+    advice = summary["advice"]
+    assert summary["steps"] == 300
+    assert advice["tutor_asks"] > 0
+    assert advice["fallbacks"] == advice["tutor_asks"]  # every ask failed, none executed
+    assert advice["advised_steps"] == 0
+    assert sum(summary["llm"]["failures"].values()) == advice["tutor_asks"]
+    assert summary["llm"]["failures"]["circuit_open"] > 0  # a dead server is not retried per step
+
+
+@pytest.fixture(scope="module")
+def smollm(tmp_path_factory):
+    pytest.importorskip("llama_cpp")
+    from tutorl.llm import CachedLLM, ResponseCache, make_llm
+
+    llm = make_llm("smollm2-135m", cache=False)
+    cache = ResponseCache(tmp_path_factory.mktemp("cache") / "responses.sqlite")
+    return CachedLLM(llm, cache)
+
+
+@pytest.mark.parametrize("name", ["blackjack", "connect_four", "snake"])
+def test_embedded_llm_tutor_gives_a_legal_action_and_a_distribution(smollm, name):
+    from tutorl.tutor.quality import sample_states
+
+    game = get_game(name)
+    tutor = LLMTutor(game, smollm)
+    views = [view for _, view in sample_states(game, 3, seed=1)]
+    advice = tutor.advise(views)
+    for view, item in zip(views, advice, strict=True):
+        legal = game.legal_actions(view)
+        assert item.action in legal
+        assert item.source == "llm"
+        assert sum(item.probs) == pytest.approx(1.0, abs=1e-6)
+        assert all(item.probs[a] == 0 for a in range(game.n_actions) if a not in legal)
+        assert item.action == int(np.argmax(item.probs))
+
+
+def test_connect_four_llm_advice_never_names_a_full_column(smollm):
+    game = get_game("connect_four")
+    board = np.zeros((6, 7, 2), dtype=np.float32)
+    for row in range(6):
+        board[row, 3, row % 2] = 1.0  # the centre column, every model's favourite, is full
+    obs = board.reshape(-1)
+    [advice] = LLMTutor(game, smollm).advise([obs])
+    assert advice.action != 3
+    assert advice.probs[3] == 0
+
+
+def test_a_repeated_state_costs_one_model_evaluation(smollm):
+    game = get_game("blackjack")
+    tutor = LLMTutor(game, smollm)
+    state = np.array([13, 2, 0])
+    misses = smollm.misses
+    first = tutor.advise([state])[0]
+    second = tutor.advise([state])[0]
+    assert smollm.misses == misses + 1
+    assert first.action == second.action and first.probs == second.probs
+
+
+def test_llm_agreement_is_measured_inside_the_advisor(smollm):
+    game = get_game("blackjack")
+    advisor = Advisor(game, LLMTutor(game, smollm), AdviceSchedule(1.0, 1.0, 0), seed=0)
+    obs = np.array([[20, 10, 0], [8, 10, 0], [16, 10, 0], [12, 4, 0]])
+    advisor(obs, np.zeros(4, dtype=int), lambda idx: [obs[i] for i in idx])
+    assert advisor.stats.judged == 4
+    assert advisor.stats.agreement is not None
+    assert advisor.stats.sources["llm"] == 4
+
+
+def test_generate_mode_parses_or_falls_back_and_counts(smollm):
+    game = get_game("blackjack")
+    tutor = LLMTutor(game, smollm, mode="generate", retries=1, max_tokens=12)
+    states = [np.array([s, d, 0]) for s, d in ((20, 10), (8, 3), (16, 7))]
+    advice = tutor.advise(states)
+    for item in advice:
+        assert item.source in ("llm", "fallback")
+        assert item.action in (0, 1) if item.source == "llm" else item.action == -1
+    fallbacks = sum(item.source == "fallback" for item in advice)
+    assert tutor.failures["unparsable"] >= fallbacks * 2  # each fallback was asked twice
