@@ -171,6 +171,8 @@ class CachedLLM:
     def __init__(self, llm: Any, cache: ResponseCache | None = None) -> None:
         self.llm = llm
         self.cache = cache if cache is not None else ResponseCache()
+        #: For each request of the last call: True when it was answered from the cache.
+        self.last_cached: list[bool] = []
 
     @property
     def identity(self) -> str:
@@ -198,6 +200,7 @@ class CachedLLM:
                 todo[key] = [i]
             else:
                 results[i] = value
+        self.last_cached = [r is not None for r in results]
         if todo:
             fresh = call([requests[idx[0]] for idx in todo.values()])
             for (key, idx), value in zip(todo.items(), fresh, strict=True):

@@ -121,8 +121,9 @@ class LLMTutor:
             choices = [self.template.labels[a] for a in legal]
             requests.append(ScoreRequest(prompt.prefix, prompt.text, choices))
         scores = self.llm.score(requests)
+        cached = getattr(self.llm, "last_cached", None) or [False] * len(requests)
         advice = []
-        for legal, logprobs in zip(legal_sets, scores, strict=True):
+        for legal, logprobs, hit in zip(legal_sets, scores, cached, strict=True):
             # Normalise over the legal actions only: the tutor's distribution.
             top = max(logprobs)
             weights = [math.exp(lp - top) for lp in logprobs]
@@ -131,7 +132,7 @@ class LLMTutor:
             for action, weight in zip(legal, weights, strict=True):
                 probs[action] = weight / total
             best = legal[max(range(len(legal)), key=lambda k: logprobs[k])]
-            advice.append(Advice(best, "llm", probs=probs))
+            advice.append(Advice(best, "cache" if hit else "llm", probs=probs))
         return advice
 
     def _generate(self, views: list[View]) -> list[Advice]:
