@@ -124,7 +124,8 @@ def test_saved_model_has_no_advisor_and_loads(tmp_path):
     from tutorl.rl.evaluation import load_model
 
     for algo in ("dqn", "ppo", "a2c"):
-        model, _, _ = tutored_model("snake", algo, lambda g: ExpertTutor(g), 1.0, n_steps=16)
+        hyper = {"dqn": {}, "ppo": {"n_steps": 16, "batch_size": 32}, "a2c": {"n_steps": 16}}[algo]
+        model, _, _ = tutored_model("snake", algo, lambda g: ExpertTutor(g), 1.0, **hyper)
         model.learn(64)
         model.save(tmp_path / f"{algo}.zip")
         loaded = load_model(tmp_path / f"{algo}.zip")
