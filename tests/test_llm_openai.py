@@ -390,3 +390,24 @@ def test_make_llm_with_url_uses_ollama_tags(monkeypatch):
     assert llm.model == "llama3.1:8b"
     assert llm.identity == "openai:http://127.0.0.1:9/v1:llama3.1:8b:raw"
     assert make_llm("my-model:3b", url="http://127.0.0.1:9/v1", cache=False).model == "my-model:3b"
+
+
+def test_llm_tutor_over_http_scores_the_labels_the_model_writes(real_server, monkeypatch):
+    # A raw completion prompt continues with " stick"/" hit": labels must be scored that way,
+    # not fall to the floor probability of tokens missing from the top-K.
+    import numpy as np
+
+    from tutorl.envs import get_game
+    from tutorl.tutor.llm_tutor import LLMTutor
+
+    monkeypatch.setenv(KEY_ENV, SECRET)
+    llm = OpenAICompatibleLLM(real_server, "smollm2", api_key_env=KEY_ENV, timeout=60)
+    tutor = LLMTutor(get_game("blackjack"), llm)
+    requests = []
+    original = llm.score
+    monkeypatch.setattr(llm, "score", lambda reqs: requests.extend(reqs) or original(reqs))
+    [advice] = tutor.advise([np.array([16, 10, 0])])
+    assert requests[0].choices == (" stick", " hit")
+    assert advice.source == "llm" and advice.action in (0, 1)
+    scores = original(requests)[0]
+    assert max(scores) > -15  # found in the top-K, not the floor (about -69)

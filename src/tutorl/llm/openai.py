@@ -275,8 +275,13 @@ class OpenAICompatibleLLM:
                 "this endpoint gives no completions logprobs, and chat completions cannot "
                 "score after a response_prefix"
             )
-        top = self._chat_top(request)
-        choices = request.choices
+        # An assistant message may or may not start with the leading space a completion prompt
+        # continues with: compare tokens and choices without it (merging " hit" and "hit").
+        stripped: dict[str, list[float]] = {}
+        for token, logprob in self._chat_top(request).items():
+            stripped.setdefault(token.lstrip() or token, []).append(logprob)
+        top = {token: _logsumexp(values) for token, values in stripped.items()}
+        choices = tuple(c.lstrip() or c for c in request.choices)
         matched, missing = _match(dict(enumerate(choices)), top)
         scores = [0.0] * len(choices)
         floor = _floor(top, len(missing))

@@ -82,6 +82,11 @@ class LLMTutor:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.name = f"llm:{getattr(llm, 'identity', 'model')}:{mode}"
+        # A raw completion prompt ("... Best action:") continues with " hit", a chat template's
+        # assistant turn starts with "hit": score the labels the way the model would write them.
+        backend = getattr(llm, "llm", llm)
+        raw = getattr(getattr(backend, "prompt_format", None), "name", "") == "raw"
+        self._label_prefix = " " if raw else ""
         self.failures: Counter = Counter()
         self.max_failures = max_failures
         self.cooldown = cooldown
@@ -118,7 +123,7 @@ class LLMTutor:
             prompt = self.template.build(view)
             legal = self.game.legal_actions(view)
             legal_sets.append(legal)
-            choices = [self.template.labels[a] for a in legal]
+            choices = [self._label_prefix + self.template.labels[a] for a in legal]
             requests.append(ScoreRequest(prompt.prefix, prompt.text, choices))
         scores = self.llm.score(requests)
         cached = getattr(self.llm, "last_cached", None) or [False] * len(requests)
