@@ -136,24 +136,13 @@ def test_evaluate_expert_reports_exact_blackjack_value():
     assert data["ci95_low"] < data["mean_return"] < data["ci95_high"]
 
 
+COMPARE = ["compare", "--env", "snake", "--algo", "a2c", "--seeds", "2", "--steps", "2000",
+           "--eval-episodes", "5"]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_compare_trains_three_arms_and_plots(tmp_path):
-    result = tutorl(
-        "compare",
-        "--env",
-        "snake",
-        "--algo",
-        "a2c",
-        "--seeds",
-        "2",
-        "--steps",
-        "2000",
-        "--eval-episodes",
-        "5",
-        "--out",
-        str(tmp_path),
-        "--json",
-    )
+    result = tutorl(*COMPARE, "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     arms = {row["arm"]: row for row in data["arms"]}
@@ -164,27 +153,9 @@ def test_compare_trains_three_arms_and_plots(tmp_path):
     assert arms["expert+reuse"]["reuse_hits"] > 0
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     # Completed runs are kept: a second call redoes nothing and gives the same table.
-    again = tutorl(
-        "compare",
-        "--env",
-        "snake",
-        "--algo",
-        "a2c",
-        "--seeds",
-        "2",
-        "--steps",
-        "2000",
-        "--eval-episodes",
-        "5",
-        "--out",
-        str(tmp_path),
-        "--json",
-    )
+    again = tutorl(*COMPARE, "--out", str(tmp_path), "--json")
     assert json.loads(again.stdout)["arms"] == data["arms"]
     # A user threshold is applied to the stored curves without retraining.
-    unreachable = tutorl(
-        "compare", "--env", "snake", "--algo", "a2c", "--seeds", "2", "--steps", "2000",
-        "--eval-episodes", "5", "--out", str(tmp_path), "--threshold", "1000", "--json",
-    )
+    unreachable = tutorl(*COMPARE, "--out", str(tmp_path), "--threshold", "1000", "--json")
     arms = json.loads(unreachable.stdout)["arms"]
     assert all(row["reached"] == 0 and row["censored"] == 2 for row in arms)
