@@ -60,6 +60,15 @@ def tutorl(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
             "unknown opponent",
         ),
         (["compare", "--env", "snake", "--algo", "ppo", "--seeds", "0"], "--seeds"),
+        (
+            ["train", "--env", "snake", "--algo", "ppo", "--env-option", "foo=1", "--steps", "9"],
+            "invalid env option",
+        ),
+        (
+            ["ask", "--env", "connect_four", "--tutor", "expert", "--state", json.dumps([1] * 84)],
+            "not a valid connect_four state",
+        ),
+        (["ask", "--env", "blackjack", "--tutor", "expert", "--state", "[15, 10]"], "3 values"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message):
@@ -70,6 +79,17 @@ def test_bad_input_is_one_line_and_nonzero(args, message):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error:")
     assert message in lines[0]
+
+
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path):
+    import zipfile
+
+    fake = tmp_path / "other.zip"
+    with zipfile.ZipFile(fake, "w") as archive:
+        archive.writestr("readme.txt", "not a model")
+    result = tutorl("evaluate", "--env", "snake", "--policy", str(fake))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "not a model" in result.stderr
 
 
 def test_missing_option_is_a_usage_error():
@@ -159,3 +179,8 @@ def test_compare_trains_three_arms_and_plots(tmp_path):
     unreachable = tutorl(*COMPARE, "--out", str(tmp_path), "--threshold", "1000", "--json")
     arms = json.loads(unreachable.stdout)["arms"]
     assert all(row["reached"] == 0 and row["censored"] == 2 for row in arms)
+    assert all(row["acceleration"] is None for row in arms if row["arm"] != "none")
+    # Resuming never mixes in runs made with another configuration.
+    changed = tutorl(*COMPARE[:-4], "--steps", "3000", "--out", str(tmp_path), "--json")
+    assert changed.returncode == 2
+    assert "different configuration" in changed.stderr and "steps" in changed.stderr

@@ -175,6 +175,12 @@ def test_garbage_answers_raise_llm_error(stub, text):
         llm.generate([GenerateRequest("p", "t")])
 
 
+def test_absurd_logprobs_are_clamped_not_fatal(stub):
+    stub.reply = lambda path, body: (200, _completion({" hit": 800.0, " stick": -1.0}), 0.0)
+    [[hit, stick]] = _client(stub.url).score([REQ])
+    assert hit == 0.0 and stick == -1.0
+
+
 def test_client_errors_are_not_retried(stub):
     stub.reply = lambda path, body: (400, '{"error": "bad request"}', 0.0)
     llm = _client(stub.url, max_retries=3)

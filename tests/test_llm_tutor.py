@@ -145,3 +145,38 @@ def test_generate_mode_parses_or_falls_back_and_counts(smollm):
         assert item.action in (0, 1) if item.source == "llm" else item.action == -1
     fallbacks = sum(item.source == "fallback" for item in advice)
     assert tutor.failures["unparsable"] >= fallbacks * 2  # each fallback was asked twice
+
+
+class DeadBackend:
+    """An LLM backend whose server is down: every call raises, and calls are counted."""
+
+    identity = "dead"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, requests):
+        from tutorl.llm import LLMUnavailableError
+
+        self.calls += 1
+        raise LLMUnavailableError("connection refused")
+
+    generate = score
+
+
+def test_a_dead_backend_is_paused_and_paused_again_after_one_more_failure():
+    import time
+
+    game = get_game("blackjack")
+    backend = DeadBackend()
+    tutor = LLMTutor(game, backend, max_failures=3, cooldown=0.05)
+    state = [np.array([15, 10, 0])]
+    for _ in range(4):
+        assert tutor.advise(state)[0].source == "fallback"
+    assert backend.calls == 3  # the 4th ask found the backend paused
+    time.sleep(0.06)
+    tutor.advise(state)
+    tutor.advise(state)
+    assert backend.calls == 4  # one try after the pause, then paused again at once
+    assert tutor.failures["LLMUnavailableError"] == 4
+    assert tutor.failures["circuit_open"] == 2

@@ -54,5 +54,7 @@ def test_acceleration_ratio_and_censoring():
     assert table["expert"]["acceleration"] == pytest.approx(2.0)
     assert table["expert"]["final_return"] == pytest.approx(2.5)
     assert table["expert"]["agreement"] == 1.0
+    # The baseline is censored: 2.0 is a lower bound on the acceleration.
+    assert table["expert"]["acceleration_bound"] == "≥"
     text = markdown_table(list(table.values()), threshold=10)
-    assert "≥9,000 (1/2)" in text and "2.00" in text
+    assert "≥9,000 (1/2)" in text and "≥2.00" in text

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from tutorl.llm.base import LLMError
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -232,6 +234,7 @@ def compare(
     from tutorl.envs import get_game
     from tutorl.experiments.compare import (
         arm_configs,
+        format_acceleration,
         markdown_table,
         plot_curves,
         run_comparison,
@@ -301,8 +304,8 @@ def compare(
         table.add_row(
             row["arm"],
             f"{prefix}{row['steps_to_threshold']:,.0f} ({reached})",
-            _fmt(row["acceleration"]),
-            f"{row['final_return']:.3f} ± {row['final_return_ci95']:.3f}",
+            format_acceleration(row),
+            f"{row['final_return']:.3f} ± {_fmt(row['final_return_ci95'])}",
             f"{row['best_return']:.3f}",
             f"{row['auc']:.3f}",
             f"{row['tutor_asks']:,.0f}",
@@ -313,7 +316,8 @@ def compare(
     console.print(table)
     console.print(
         f"success threshold {threshold:g}; ± is a 95% t-interval over seeds; "
-        f"≥ marks arms with runs that never reached the threshold (counted at full length)."
+        f"≥ marks arms with runs that never reached the threshold (counted at full length), "
+        f"so their acceleration is a bound (≥/≤) or unknown (—)."
     )
     console.print(f"plot: {plot}\nruns: {out}")
 
@@ -496,11 +500,20 @@ def _parse_state(game, text: str):
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise UserError(f"--state is not a valid {game.name} view: {error!r}") from None
         return value
-    shape = game.make(**game.options).observation_space.shape
+    space = game.make(**game.options).observation_space
     obs = np.asarray(value)
-    if obs.size != int(np.prod(shape)):
-        raise UserError(f"--state for {game.name} needs {int(np.prod(shape))} values")
-    return obs.reshape(shape).astype(np.float32 if game.name != "blackjack" else np.int64)
+    if obs.size != int(np.prod(space.shape)):
+        raise UserError(f"--state for {game.name} needs {int(np.prod(space.shape))} values")
+    obs = obs.reshape(space.shape).astype(space.dtype)
+    try:
+        game.describe(obs)
+        legal = game.legal_actions(obs)
+        game.expert(obs)
+    except Exception as error:  # a state the game cannot be in: the user's input, not a bug
+        raise UserError(f"--state is not a valid {game.name} state: {error!r}") from None
+    if not space.contains(obs) or not legal:
+        raise UserError(f"--state is not a valid {game.name} state (no legal move or out of range)")
+    return obs
 
 
 @app.command("tutor-eval")
@@ -652,7 +665,7 @@ def main() -> None:
     """
     try:
         app()
-    except (UserError, ValueError, FileNotFoundError) as error:
+    except (UserError, ValueError, FileNotFoundError, LLMError) as error:
         if os.environ.get("TUTORL_DEBUG"):
             raise
         err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)

@@ -60,7 +60,17 @@ def run_comparison(
     results: list[tuple[RunConfig, dict[str, Any]]] = []
     pending = []
     for config in configs:
-        summary_path = run_dir(out, config) / "summary.json"
+        folder = run_dir(out, config)
+        stored = folder / "config.json"
+        if stored.exists() and RunConfig.model_validate_json(stored.read_text()) != config:
+            # Resuming must never mix runs of another configuration into this comparison.
+            before = RunConfig.model_validate_json(stored.read_text()).model_dump()
+            changed = [k for k, v in config.model_dump().items() if before.get(k) != v]
+            raise ValueError(
+                f"{folder} holds a run with a different configuration "
+                f"({', '.join(changed)}); choose another --out or remove it"
+            )
+        summary_path = folder / "summary.json"
         if summary_path.exists():
             summary = json.loads(summary_path.read_text())
             results.append((config, summary))
@@ -100,13 +110,13 @@ def with_threshold(
     return rethresholded
 
 
-def _mean_ci(values: list[float]) -> tuple[float, float]:
+def _mean_ci(values: list[float]) -> tuple[float, float | None]:
     """Mean and the half-width of a 95% t-interval over seeds."""
     from scipy import stats
 
     arr = np.asarray(values, dtype=float)
     if len(arr) < 2:
-        return float(arr.mean()), float("nan")
+        return float(arr.mean()), None  # no interval from one seed (and no NaN in JSON)
     half = stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr))
     return float(arr.mean()), float(half)
 
@@ -160,12 +170,29 @@ def summarise(results: list[tuple[RunConfig, dict[str, Any]]]) -> list[dict[str,
         )
     baseline = next((r for r in rows if r["arm"] == "none"), None)
     for row in rows:
-        row["acceleration"] = (
-            baseline["steps_to_threshold"] / row["steps_to_threshold"]
-            if baseline and row["steps_to_threshold"] > 0
-            else None
-        )
+        row["acceleration"] = None
+        row["acceleration_bound"] = None
+        if not baseline or row["steps_to_threshold"] <= 0:
+            continue
+        if row is not baseline and baseline["censored"] and row["censored"]:
+            continue  # both arms partly never reached the threshold: the ratio is unknown
+        row["acceleration"] = baseline["steps_to_threshold"] / row["steps_to_threshold"]
+        if row is not baseline and baseline["censored"]:
+            row["acceleration_bound"] = "≥"  # the baseline's mean is itself a lower bound
+        elif row is not baseline and row["censored"]:
+            row["acceleration_bound"] = "≤"
     return rows
+
+
+def format_acceleration(row: dict[str, Any]) -> str:
+    """``1.54``, ``≥1.20`` (censored baseline) or ``—`` (unknown)."""
+    if row.get("acceleration") is None:
+        return "—"
+    return f"{row.get('acceleration_bound') or ''}{row['acceleration']:.2f}"
+
+
+def _ci(half: float | None) -> str:
+    return "—" if half is None else f"{half:.3f}"
 
 
 def markdown_table(rows: list[dict[str, Any]], threshold: float) -> str:
@@ -177,14 +204,14 @@ def markdown_table(rows: list[dict[str, Any]], threshold: float) -> str:
     ]
     for row in rows:
         prefix = "≥" if row["censored"] else ""
-        accel = f"{row['acceleration']:.2f}" if row["acceleration"] is not None else "—"
+        accel = format_acceleration(row)
         agreement = f"{row['agreement']:.2f}" if row["agreement"] is not None else "—"
         if row.get("reuse_agreement") is not None:
             agreement += f" / {row['reuse_agreement']:.2f}"
         lines.append(
             f"| {row['arm']} | {row['seeds']} "
             f"| {prefix}{row['steps_to_threshold']:,.0f} ({row['reached']}/{row['seeds']}) "
-            f"| {accel} | {row['final_return']:.3f} ± {row['final_return_ci95']:.3f} "
+            f"| {accel} | {row['final_return']:.3f} ± {_ci(row['final_return_ci95'])} "
             f"| {row['best_return']:.3f} | {row['auc']:.3f} | {row['tutor_asks']:,.0f} "
             f"| {row['reuse_hits']:,.0f} | {agreement} |"
         )

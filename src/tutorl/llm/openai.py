@@ -386,7 +386,8 @@ def _logsumexp(values: list[float]) -> float:
 
 def _merge(top: dict[str, float]) -> dict[str, float]:
     """Drop empty or non-finite entries (they cannot match a choice)."""
-    out = {t: v for t, v in top.items() if t and not math.isnan(v)}
+    # An endpoint's numbers are untrusted too: drop non-finite ones, clamp to log(1) = 0.
+    out = {t: min(float(v), 0.0) for t, v in top.items() if t and math.isfinite(v)}
     if not out:
         raise _NoLogprobs("top_logprobs has no usable entry")
     return out

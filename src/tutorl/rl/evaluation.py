@@ -160,7 +160,12 @@ def load_model(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
-    data, _, _ = load_from_zip_file(path, device="cpu")
+    try:
+        data, _, _ = load_from_zip_file(path, device="cpu")
+    except Exception as error:
+        raise ValueError(f"{path} is not a model saved by tutorl/SB3: {error}") from None
+    if not data or "policy_class" not in data:
+        raise ValueError(f"{path} is not a model saved by tutorl/SB3")
     policy = data.get("policy_class")
     name = getattr(policy, "__name__", str(policy))
     if "DQN" in name:

@@ -115,6 +115,11 @@ class RunConfig(BaseModel):
             self.n_envs = DEFAULT_N_ENVS[self.algo]
         if self.eval_freq is None:
             self.eval_freq = max(1, self.steps // 20)
+        if self.env_options:
+            try:  # fail at once, with a clear message, not in a worker after config.json
+                game.make(**{**game.options, **self.env_options}).close()
+            except Exception as error:
+                raise ValueError(f"invalid env option for {self.env}: {error}") from None
         if self.tutor == "llm" and self.llm is None:
             if self.llm_url:
                 raise ValueError("--llm-url needs --llm-model (the endpoint's model name)")

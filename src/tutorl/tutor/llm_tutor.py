@@ -92,6 +92,7 @@ class LLMTutor:
         self.cooldown = cooldown
         self._consecutive_failures = 0
         self._closed_until = 0.0
+        self._paused_before = False
 
     def advise(self, views: list[View]) -> list[Advice]:
         if not views:
@@ -103,12 +104,15 @@ class LLMTutor:
         try:
             advice = self._score(views) if self.mode == "score" else self._generate(views)
             self._consecutive_failures = 0
+            self._paused_before = False
         except LLMError as error:
             # The backend failed (server down, timeout, garbage): the run goes on with the
             # student's own actions; the failure is counted, never hidden.
             self.failures[type(error).__name__] += len(views)
             self._consecutive_failures += 1
-            if self._consecutive_failures >= self.max_failures:
+            # Once paused, a backend still failing after the pause is paused again at once.
+            if self._consecutive_failures >= self.max_failures or self._paused_before:
+                self._paused_before = True
                 self._closed_until = time.perf_counter() + self.cooldown
                 self._consecutive_failures = 0
             advice = [Advice(-1, "fallback", extra={"error": str(error)}) for _ in views]

@@ -62,7 +62,7 @@ class NoisyExpertTutor:
             advice.append(
                 Advice(
                     action,
-                    "expert",
+                    "tutor",
                     probs=probs.tolist(),
                     latency=time.perf_counter() - start,
                     extra={"expert_action": best},
