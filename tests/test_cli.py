@@ -69,6 +69,10 @@ def tutorl(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
             "not a valid connect_four state",
         ),
         (["ask", "--env", "blackjack", "--tutor", "expert", "--state", "[15, 10]"], "3 values"),
+        (
+            ["ask", "--env", "blackjack", "--llm-url", "localhost:11434", "--llm-model", "llama"],
+            "http://",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message):
@@ -90,6 +94,20 @@ def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path):
     result = tutorl("evaluate", "--env", "snake", "--policy", str(fake))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "not a model" in result.stderr
+
+
+def test_ask_exits_nonzero_when_the_tutor_fails():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+    result = tutorl(
+        "ask", "--env", "blackjack", "--llm-url", f"http://127.0.0.1:{port}/v1",
+        "--llm-model", "any", "--no-cache", "--json",
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["source"] == "fallback"
 
 
 def test_missing_option_is_a_usage_error():

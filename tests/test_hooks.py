@@ -114,7 +114,7 @@ def test_maskable_ppo_advice_is_legal_with_finite_log_probs():
 
 
 def test_untutored_model_is_plain_sb3():
-    model, env, _ = tutored_model("blackjack", "ppo", lambda g: ConstantTutor(1), 0.0, n_steps=32)
+    model, env, _ = tutored_model("blackjack", "ppo", lambda g: ConstantTutor(1), 1.0, n_steps=32)
     attach_advisor(model, get_game("blackjack"), None)
     model.learn(64)
     assert 0.2 < received(env).mean() < 0.8  # the student's own stochastic choices

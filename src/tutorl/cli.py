@@ -464,7 +464,7 @@ def ask(
     }
     if as_json:
         print(json.dumps(result, indent=2))
-        return
+        raise typer.Exit(1 if result["error"] else 0)
     if prompt:
         console.rule("prompt")
         console.print(prompt, highlight=False, markup=False)
@@ -482,6 +482,7 @@ def ask(
     )
     if result["error"]:
         console.print(f"[red]tutor failed:[/red] {result['error']}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _parse_state(game, text: str):

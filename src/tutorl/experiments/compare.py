@@ -62,10 +62,10 @@ def run_comparison(
     for config in configs:
         folder = run_dir(out, config)
         stored = folder / "config.json"
-        if stored.exists() and RunConfig.model_validate_json(stored.read_text()) != config:
+        before = RunConfig.model_validate_json(stored.read_text()) if stored.exists() else None
+        if before is not None and before != config:
             # Resuming must never mix runs of another configuration into this comparison.
-            before = RunConfig.model_validate_json(stored.read_text()).model_dump()
-            changed = [k for k, v in config.model_dump().items() if before.get(k) != v]
+            changed = [k for k, v in config.model_dump().items() if getattr(before, k) != v]
             raise ValueError(
                 f"{folder} holds a run with a different configuration "
                 f"({', '.join(changed)}); choose another --out or remove it"

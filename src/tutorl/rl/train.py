@@ -120,6 +120,8 @@ class RunConfig(BaseModel):
                 game.make(**{**game.options, **self.env_options}).close()
             except Exception as error:
                 raise ValueError(f"invalid env option for {self.env}: {error}") from None
+        if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
+            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
         if self.tutor == "llm" and self.llm is None:
             if self.llm_url:
                 raise ValueError("--llm-url needs --llm-model (the endpoint's model name)")

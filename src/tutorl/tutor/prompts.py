@@ -33,8 +33,6 @@ FORMATS = {
     ),
 }
 
-PLACEHOLDERS = ("{game}", "{rules}", "{format}", "{state}", "{actions}")
-
 
 def action_labels(game: Game) -> list[str]:
     """The word the tutor answers with for each action.
