@@ -323,6 +323,141 @@ def compare(
 
 
 @app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="Sweep file (YAML), e.g. configs/smoke.yaml.")],
+    out: Annotated[Path, typer.Option(help="Sweep folder: runs, and later the report.")],
+    executor: Annotated[
+        str, typer.Option(help="local (process pool) or ray (local Ray, or --address).")
+    ] = "local",
+    workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (auto, ray://host:10001).")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only runs with FIELD=VALUE (repeat; same field: any value)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count the runs finished and to do.")
+    ] = False,
+    report: Annotated[
+        bool, typer.Option(help="Write the report (tutorl report OUT) when the runs end.")
+    ] = True,
+) -> None:
+    """Run every configuration of a sweep file not already finished in OUT (resumable)."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from tutorl._io import atomic_write_text
+    from tutorl.experiments.executors import plan, run_sweep
+    from tutorl.experiments.sweep import expand, load_sweep, select
+
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor must be local or ray, got {executor!r}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if address is not None and executor != "ray":
+        raise UserError("--address is for --executor ray")
+    spec = load_sweep(file)
+    configs = expand(spec)
+    if only:
+        configs = select(configs, only)
+        if not configs:
+            raise UserError(f"no run of {file} matches --only {' '.join(only)}")
+    finished, todo = plan(configs, out)
+    console.print(
+        f"sweep {spec.name!r}: {len(configs)} runs, {len(finished)} finished, {len(todo)} to do "
+        f"({executor} executor)"
+    )
+    if dry_run:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    # The report reads thresholds and tolerances from here, and the sweep's runs from its grid.
+    atomic_write_text(out / "sweep.yaml", file.read_text())
+    workers = workers or max(1, os.cpu_count() or 1)
+    start = time.monotonic()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        "{task.fields[status]}",
+        console=err_console,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(spec.name, total=len(configs), status="")
+
+        def show(progress, run, result) -> None:
+            eta = progress.eta(workers)
+            left = f" · ~{eta / 60:.0f} min left" if eta is not None else ""
+            status = (
+                f"done {progress.done + progress.skipped} · running {progress.running} "
+                f"· failed {progress.failed}{left}"
+            )
+            bar.update(
+                task, completed=progress.done + progress.skipped + progress.failed, status=status
+            )
+            if result is not None:
+                mark = "[green]done[/green]" if result["status"] == "done" else "[red]FAILED[/red]"
+                why = f" {result['error']}" if result["error"] else ""
+                console.print(
+                    f"{mark} {run.key} in {result['seconds']:.0f} s{why} ({status})",
+                    highlight=False,
+                )
+
+        progress = run_sweep(configs, out, executor, workers, address, on_progress=show)
+    console.print(
+        f"{progress.done} runs done, {progress.skipped} already finished, {progress.failed} "
+        f"failed, in {time.monotonic() - start:.0f} s"
+    )
+    if report:
+        _write_report(out)
+    if progress.failed:
+        err_console.print(
+            f"[red]{progress.failed} runs failed[/red] (their error.json says why); "
+            "run the same command again to retry them"
+        )
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[Path, typer.Argument(help="A sweep folder (tutorl sweep ... --out OUT).")],
+    reps: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
+    tutor_eval: Annotated[
+        list[Path] | None,
+        typer.Option(help="tutor-eval JSON results to show beside the in-training agreement."),
+    ] = None,
+) -> None:
+    """Write the sweep's report: Markdown, self-contained HTML, curves and a CSV of every number."""
+    if reps < 100:
+        raise UserError(f"--reps must be >= 100, got {reps}")
+    _write_report(out, reps, tutor_eval or [])
+
+
+def _write_report(out: Path, reps: int = 2000, tutor_eval: list[Path] | None = None) -> None:
+    from tutorl.experiments.metrics import METRIC_DEFINITIONS, load_results, tutor_eval_table
+    from tutorl.experiments.report import write_report
+
+    runs, curves, spec = load_results(out)
+    done = int((runs["status"] == "done").sum())
+    if done == 0:
+        raise UserError(f"{out} has no finished runs yet: nothing to report")
+    meta = {
+        "name": spec.name,
+        "metric_definitions": METRIC_DEFINITIONS,
+        "tutor_quality": tutor_eval_table(tutor_eval) if tutor_eval else None,
+        "command": f"tutorl sweep {out / 'sweep.yaml'} --out {out} && tutorl report {out}",
+    }
+    paths = write_report(out, runs, curves, meta, reps=reps)
+    console.print(
+        f"report ({done}/{len(runs)} runs finished): "
+        + ", ".join(str(p) for p in paths.values() if str(p).endswith((".md", ".html", ".csv")))
+    )
+
+
+@app.command()
 def evaluate(
     env: EnvOpt,
     policy: Annotated[

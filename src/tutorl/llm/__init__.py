@@ -69,6 +69,7 @@ def make_llm(
     *,
     cache: ResponseCache | bool | None = True,
     api_key_env: str = "OPENAI_API_KEY",
+    service: tuple[str, int, str] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Build an LLM from a short description.
@@ -82,6 +83,8 @@ def make_llm(
         :class:`ResponseCache` (``$TUTORL_CACHE``); a :class:`ResponseCache` uses that one;
         ``False``/``None`` returns the bare backend.
     :param api_key_env: Name of the environment variable with the endpoint's API key.
+    :param service: Handle of an :class:`~tutorl.llm.service.LLMService` already serving
+        ``spec`` (sweeps share one model process this way); the answers are the same.
     :param kwargs: Passed to :class:`~tutorl.llm.llamacpp.LlamaCppLLM` or
         :class:`~tutorl.llm.openai.OpenAICompatibleLLM`.
     :raises ValueError: Unknown model name.
@@ -89,7 +92,11 @@ def make_llm(
         install``) or missing file.
     """
     llm: Any
-    if url:
+    if service is not None:
+        from tutorl.llm.service import RemoteLLM
+
+        llm = RemoteLLM.from_handle(service)
+    elif url:
         from tutorl.llm.openai import OpenAICompatibleLLM
 
         llm = OpenAICompatibleLLM(url, ollama_tag(spec), api_key_env=api_key_env, **kwargs)

@@ -142,7 +142,8 @@ class RunConfig(BaseModel):
         if self.tutor == "noisy-expert":
             name = f"noisy{self.tutor_accuracy:g}"
         elif self.tutor == "llm":
-            name = f"llm-{Path(str(self.llm)).stem}"
+            # A model name may contain dots (qwen2.5-coder-0.5b): strip only a .gguf suffix.
+            name = f"llm-{Path(str(self.llm)).name.removesuffix('.gguf')}"
         return f"{name}+reuse" if self.reuse else name
 
 
@@ -274,6 +275,7 @@ def train(
     out: str | Path | None = None,
     progress_bar: bool = False,
     on_eval=None,
+    llm_service: tuple[str, int, str] | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """Train one run and return ``(summary, model)``.
 
@@ -281,6 +283,8 @@ def train(
     :param out: run folder; ``None`` keeps everything in memory (no files).
     :param progress_bar: show SB3's progress bar.
     :param on_eval: optional ``f(curve_row)`` called after each evaluation (progress displays).
+    :param llm_service: handle of an :class:`~tutorl.llm.service.LLMService` serving
+        ``config.llm`` (sweeps share one model process); it does not change the results.
     """
     configure_threads()
     start_time = time.perf_counter()
@@ -305,7 +309,7 @@ def train(
         game,
         config.tutor_accuracy,
         seed=config.seed + 1,
-        llm_options=config.llm_options(),
+        llm_options={**config.llm_options(), "service": llm_service},
     )
     if tutor is not None:
         schedule = AdviceSchedule(

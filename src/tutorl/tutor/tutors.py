@@ -139,13 +139,22 @@ def make_llm_tutor(
     template: str | None = None,
     cache: bool = True,
     timeout: float | None = None,
+    service: tuple[str, int, str] | None = None,
 ):
-    """An :class:`~tutorl.tutor.llm_tutor.LLMTutor` on an embedded model or an endpoint."""
+    """An :class:`~tutorl.tutor.llm_tutor.LLMTutor` on an embedded model or an endpoint
+    (or on a shared :class:`~tutorl.llm.service.LLMService`, given its ``service`` handle)."""
     from tutorl.llm import DEFAULT_MODEL, make_llm
     from tutorl.tutor.llm_tutor import LLMTutor
     from tutorl.tutor.prompts import PromptTemplate
 
     prompt = PromptTemplate.from_file(game, template, mode) if template else None
     kwargs = {"timeout": timeout} if (url and timeout is not None) else {}
-    llm = make_llm(model or DEFAULT_MODEL, url, cache=cache, api_key_env=api_key_env, **kwargs)
+    llm = make_llm(
+        model or DEFAULT_MODEL,
+        url,
+        cache=cache,
+        api_key_env=api_key_env,
+        service=None if url else service,
+        **kwargs,
+    )
     return LLMTutor(game, llm, mode=mode, template=prompt)

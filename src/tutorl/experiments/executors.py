@@ -1,0 +1,270 @@
+"""Running a sweep: the run store, the shared LLM services, and two executors.
+
+- **Run store.** ``OUT/runs/<env>/<algo>/<arm>/seed<k>/`` is an ordinary run folder. A
+  ``summary.json`` (written last, atomically) marks a finished run: it is never redone. A folder
+  without one was killed or crashed part-way and is redone from scratch. A run that raised is
+  recorded in ``error.json`` (message and traceback) and retried by the next ``tutorl sweep``;
+  it does not stop the others.
+- **Executors.** ``local``: a process pool on this machine. ``ray``: Ray tasks, on a local Ray
+  instance or an existing cluster (``address``). Both call the same :func:`run_task`, and a run
+  is a pure function of its configuration, so both give the same results.
+- **Shared LLMs.** Runs whose tutor is an embedded model share one :class:`LLMService` per
+  model (one model copy, not one per worker) and the persistent SQLite response cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tutorl._io import atomic_write_json
+from tutorl.rl.train import RunConfig
+
+Handle = tuple[str, int, str]
+
+
+def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -> dict[str, Any]:
+    """Train one run into ``folder``; never raises (a failure is recorded in ``error.json``).
+
+    Runs in a worker process (pool or Ray): imports stay inside so the parent stays light.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    from tutorl.rl.train import RunConfig, train
+
+    start = time.perf_counter()
+    path = Path(folder)
+    (path / "error.json").unlink(missing_ok=True)
+    try:
+        train(RunConfig.model_validate_json(config_json), path, llm_service=llm_service)
+    except Exception as error:  # recorded, not raised: one bad run must not stop a sweep
+        path.mkdir(parents=True, exist_ok=True)
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        atomic_write_json(
+            path / "error.json", {"error": message, "traceback": traceback.format_exc()}
+        )
+        return {"status": "failed", "error": message, "seconds": time.perf_counter() - start}
+    return {"status": "done", "error": None, "seconds": time.perf_counter() - start}
+
+
+@dataclass
+class Task:
+    """One run to do: its configuration, folder and (if any) shared LLM service."""
+
+    key: str
+    config: RunConfig
+    folder: Path
+    llm_service: Handle | None = None
+
+    def args(self) -> tuple[str, str, Handle | None]:
+        return (self.config.model_dump_json(), str(self.folder), self.llm_service)
+
+
+@dataclass
+class SweepProgress:
+    """Counts for progress displays; ``on_change`` is called after each update."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    skipped: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+    def eta(self, workers: int) -> float | None:
+        """Seconds left: remaining runs × mean run time so far / workers."""
+        if not self.seconds:
+            return None
+        left = self.total - self.done - self.failed - self.skipped
+        return left * (sum(self.seconds) / len(self.seconds)) / max(1, workers)
+
+
+OnResult = Callable[[Task, dict[str, Any]], None]
+OnStart = Callable[[Task], None]
+
+
+def run_local(tasks: list[Task], workers: int, on_start: OnStart, on_result: OnResult) -> None:
+    """A spawn process pool (forking a process that has loaded torch/OpenMP can deadlock). A
+    worker that dies (killed, out of memory) fails its run; the pool is rebuilt for the rest."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = list(tasks)
+    while queue:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            in_flight: dict[Any, Task] = {}
+            broken = False
+            while (queue or in_flight) and not broken:
+                while queue and len(in_flight) < workers:
+                    task = queue.pop(0)
+                    in_flight[pool.submit(run_task, *task.args())] = task
+                    on_start(task)
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    task = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        result = {"status": "failed", "error": "worker process died", "seconds": 0}
+                        atomic_write_json(task.folder / "error.json", {"error": result["error"]})
+                    on_result(task, result)
+            if broken:  # the pool is unusable: its other runs failed with it
+                for task in in_flight.values():
+                    result = {"status": "failed", "error": "worker process died", "seconds": 0}
+                    task.folder.mkdir(parents=True, exist_ok=True)
+                    atomic_write_json(task.folder / "error.json", {"error": result["error"]})
+                    on_result(task, result)
+
+
+def run_ray(
+    tasks: list[Task],
+    workers: int | None,
+    address: str | None,
+    on_start: OnStart,
+    on_result: OnResult,
+) -> None:
+    """Ray tasks, one CPU each. ``address=None`` starts a local Ray instance with ``workers``
+    CPUs; otherwise connects to that cluster (``"auto"`` or ``"ray://host:10001"``). On a
+    cluster, the output folder must be on a filesystem every node sees."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(
+            'the ray executor needs Ray: pip install "tutorl[ray]" (or pip install ray)'
+        ) from None
+    env_vars = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive", "RAY_AUTH_MODE": "disabled"}
+    for name in ("TUTORL_CACHE", "TUTORL_MODELS_DIR", "TUTORL_OLLAMA_TAGS"):
+        if name in os.environ:
+            env_vars[name] = os.environ[name]
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(
+            address=address,
+            num_cpus=workers if address is None else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            runtime_env={"env_vars": env_vars},
+        )
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
+        pending: dict[Any, Task] = {}
+        for task in tasks:
+            pending[remote.remote(*task.args())] = task
+            on_start(task)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as error:  # the worker itself died
+                message = f"ray worker failed: {type(error).__name__}"
+                task.folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(task.folder / "error.json", {"error": message})
+                result = {"status": "failed", "error": message, "seconds": 0}
+            on_result(task, result)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def plan(configs: list[RunConfig], out: Path) -> tuple[list[Task], list[Task]]:
+    """Split the sweep's runs into finished ones and ones to do; refuse a folder that holds a
+    run of another configuration (a resumed sweep must never mix in foreign runs)."""
+    from tutorl.experiments.sweep import run_key
+
+    finished, todo = [], []
+    for config in configs:
+        key = run_key(config)
+        folder = out / "runs" / key
+        stored = folder / "config.json"
+        if stored.exists():
+            before = RunConfig.model_validate_json(stored.read_text())
+            if before != config:
+                changed = [k for k, v in config.model_dump().items() if getattr(before, k) != v]
+                raise ValueError(
+                    f"{folder} holds a run with a different configuration "
+                    f"({', '.join(changed)}); choose another --out or remove that folder"
+                )
+        task = Task(key, config, folder)
+        (finished if (folder / "summary.json").exists() else todo).append(task)
+    return finished, todo
+
+
+def shared_llms(tasks: list[Task], share: bool) -> set[str]:
+    """Embedded models that runs of ``tasks`` load (runs on an endpoint need none)."""
+    if not share:
+        return set()
+    return {t.config.llm for t in tasks if t.config.tutor == "llm" and not t.config.llm_url}
+
+
+def run_sweep(
+    configs: list[RunConfig],
+    out: Path,
+    executor: Literal["local", "ray"] = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    on_progress: Callable[[SweepProgress, Task | None, dict[str, Any] | None], None] | None = None,
+) -> SweepProgress:
+    """Run every configuration not already finished under ``out``.
+
+    :param configs: the expanded sweep (:func:`tutorl.experiments.sweep.expand`).
+    :param out: the sweep folder.
+    :param executor: ``local`` (process pool) or ``ray``.
+    :param workers: parallel runs (default: CPU cores).
+    :param address: Ray cluster address (``ray`` only; ``None`` starts Ray locally).
+    :param on_progress: called with the counts after each start and result.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    finished, todo = plan(configs, out)
+    workers = workers or max(1, os.cpu_count() or 1)
+    progress = SweepProgress(total=len(configs), skipped=len(finished))
+    notify = on_progress or (lambda *_: None)
+    notify(progress, None, None)
+    if not todo:
+        return progress
+    # On a remote Ray cluster, a service on this machine's 127.0.0.1 is out of reach: each run
+    # then loads its model itself (serve it over HTTP instead, see the README).
+    share = executor == "local" or address is None
+    with ExitStack() as stack:
+        from tutorl.llm.service import LLMService
+
+        services = {
+            spec: stack.enter_context(LLMService(spec)).handle()
+            for spec in sorted(shared_llms(todo, share))
+        }
+        for task in todo:
+            if task.config.tutor == "llm" and not task.config.llm_url:
+                task.llm_service = services.get(task.config.llm)
+
+        def on_start(task: Task) -> None:
+            progress.running += 1
+            notify(progress, task, None)
+
+        def on_result(task: Task, result: dict[str, Any]) -> None:
+            progress.running -= 1
+            if result["status"] == "done":
+                progress.done += 1
+                progress.seconds.append(result["seconds"])
+            else:
+                progress.failed += 1
+            notify(progress, task, result)
+
+        if executor == "local":
+            run_local(todo, workers, on_start, on_result)
+        elif executor == "ray":
+            run_ray(todo, workers, address, on_start, on_result)
+        else:
+            raise ValueError(f"unknown executor {executor!r}; choose local or ray")
+    return progress

@@ -1,0 +1,1283 @@
+"""``tutorl report DIR``: the tables, curves and self-contained report of a sweep.
+
+The input is the sweep's per-run table (one row per run, as built by
+:mod:`tutorl.experiments.metrics`), its per-seed evaluation curves and a little metadata; this
+module never reads run folders itself. :func:`tables` turns the runs into four tables of numbers
+(statistics over seeds from :mod:`tutorl.experiments.stats`), :func:`write_report` renders them
+as Markdown and as one HTML file that opens offline, with learning-curve images and a CSV of
+every number.
+
+Honesty rules: an interval needs two seeds or more; a mean over runs some of which never got
+somewhere (never converged, never reached the threshold) counts those runs at their full length
+and is shown as a bound (``≥``); when no run got there, no number is shown ("—") and a footnote
+says why.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tutorl._io import atomic_write_text
+from tutorl.experiments import stats
+
+BASELINE = "none"
+REQUIRED_COLUMNS = ("env", "algo", "arm", "tutor", "reuse", "seed", "status", "steps")
+# Metrics with censored runs (NaN: the run never got there) and the name of their "got there"
+# count.
+CENSORED = {"convergence_step": "converged", "steps_to_threshold": "reached"}
+RUN_METRICS = (
+    "convergence_step",
+    "steps_to_threshold",
+    "final_return",
+    "auc",
+    "stability_std",
+    "drops",
+)
+COSTS = (
+    "tutor_asks",
+    "llm_calls",
+    "reuse_hits",
+    "cache_hits",
+    "agreement",
+    "reuse_agreement",
+    "wall_time",
+)
+OPTIONAL_COLUMNS = (
+    "error",
+    "threshold",
+    "tolerance",
+    "best_return",
+    "plateau_return",
+    *RUN_METRICS,
+    *COSTS,
+)
+LONG_COLUMNS = (
+    "table",
+    "env",
+    "algo",
+    "arm",
+    "tutor",
+    "reuse",
+    "seed",
+    "quantity",
+    "value",
+    "text",
+)
+
+_CI_COLUMNS = ("", "_low", "_high")
+
+
+def _with_ci(name: str) -> list[str]:
+    return [name + suffix for suffix in _CI_COLUMNS]
+
+
+CONFIGURATION_COLUMNS = [
+    "env",
+    "algo",
+    "arm",
+    "tutor",
+    "reuse",
+    "seeds_done",
+    "seeds_failed",
+    "seeds_unfinished",
+    "steps",
+    "threshold",
+    "tolerance",
+    "converged",
+    "reached",
+    *[
+        column
+        for metric in RUN_METRICS
+        for statistic in ("mean", "iqm")
+        for column in _with_ci(f"{metric}_{statistic}")
+    ],
+    *COSTS,
+]
+ACCELERATION_COLUMNS = [
+    "env",
+    "algo",
+    "arm",
+    "tutor",
+    "reuse",
+    "baseline_seeds",
+    "tutored_seeds",
+    "baseline_reached",
+    "tutored_reached",
+    "baseline_converged",
+    "tutored_converged",
+    *_with_ci("acceleration"),
+    "acceleration_bound",
+    *_with_ci("convergence_ratio"),
+    "convergence_ratio_bound",
+    *_with_ci("p_converges_sooner"),
+    "convergence_p_value",
+    "baseline_final_return",
+    "tutored_final_return",
+    *_with_ci("final_return_diff"),
+    *_with_ci("p_final_better"),
+    "final_return_p_value",
+]
+REUSE_COLUMNS = [
+    "env",
+    "algo",
+    "tutor",
+    "seeds_off",
+    "seeds_on",
+    "converged_off",
+    "converged_on",
+    *_with_ci("convergence_ratio"),
+    "convergence_ratio_bound",
+    *_with_ci("p_on_sooner"),
+    "p_value",
+    "stability_std_off",
+    "stability_std_on",
+    "drops_off",
+    "drops_on",
+    *_with_ci("p_on_more_stable"),
+    "reuse_hits_on",
+    "reuse_agreement_on",
+]
+TUTOR_QUALITY_COLUMNS = [
+    "env",
+    "tutor",
+    "training_runs",
+    *_with_ci("training_agreement"),
+    "reuse_agreement",
+    "offline_n_states",
+    "offline_agreement",
+    "offline_low",
+    "offline_high",
+    "offline_base_rate",
+]
+
+STATISTICS_DEFINITIONS: dict[str, str] = {
+    "seeds": "finished runs (independent seeds) behind each number; failed and unfinished runs "
+    "are left out of every statistic",
+    "mean, IQM": "mean over seeds, and interquartile mean (mean of the middle 50% of seeds, "
+    "rliable's IQM; with fewer than 4 seeds it equals the mean)",
+    "[low, high]": "95% percentile-bootstrap interval over seeds (rliable's method: seeds "
+    "resampled with replacement; two arms resampled independently); none with a single seed",
+    "≥ (steps)": "some runs never got there: they count as their full training length, so the "
+    "mean (or IQM) is a lower bound",
+    "acceleration": "mean steps to threshold of the untutored baseline divided by the tutored "
+    "arm's (same game and algorithm); ≥ when only the baseline has runs that never reached the "
+    "threshold (a lower bound), ≤ when only the tutored arm has, unknown (—) when both have",
+    "convergence-step ratio": "the same ratio for the convergence step (runs that never "
+    "converged count as their full length)",
+    "P(…)": "probability of improvement: the chance that a random seed of the first arm does "
+    "better than a random seed of the second, ties counting half (rliable); 0.5 = no difference. "
+    "For steps, runs that never got there rank last (tied with each other)",
+    "p": "two-sided Mann–Whitney U test p-value over seeds (exact for small samples). With 3 vs "
+    "3 seeds the smallest possible p is 0.1 (0.029 for 4 vs 4, 0.008 for 5 vs 5), however large "
+    "the difference",
+    "Δ final return": "tutored mean final return minus the baseline's",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables of numbers
+
+
+def _prepare(runs: pd.DataFrame) -> pd.DataFrame:
+    """A checked copy of the runs table: required columns present, optional ones filled."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in runs.columns]
+    if missing:
+        raise ValueError(f"runs table lacks column(s): {', '.join(missing)}")
+    runs = runs.copy()
+    for column in OPTIONAL_COLUMNS:
+        if column not in runs.columns:
+            runs[column] = np.nan
+    if runs["reuse"].dtype == object:
+        runs["reuse"] = runs["reuse"].map(
+            lambda v: str(v).strip().lower() in ("true", "1", "yes") if isinstance(v, str) else v
+        )
+    runs["reuse"] = runs["reuse"].astype(bool)
+    runs["status"] = runs["status"].astype(str)
+    return runs.reset_index(drop=True)
+
+
+def _pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(env, algo) pairs in the order they first appear."""
+    return list(dict.fromkeys(zip(runs["env"], runs["algo"], strict=True)))
+
+
+def _arms(group: pd.DataFrame) -> list[str]:
+    """Arms in order of first appearance, the baseline first."""
+    arms = list(dict.fromkeys(group["arm"]))
+    return sorted(arms, key=lambda arm: (arm != BASELINE, arms.index(arm)))
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _first(series: pd.Series) -> float:
+    values = series.dropna()
+    return float(values.iloc[0]) if len(values) else math.nan
+
+
+def _mean(series: pd.Series) -> float:
+    values = pd.to_numeric(series, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+def _values(done: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed values of ``metric`` over finished runs, and which of them are censored.
+
+    For a censored metric a run that never got there (NaN) takes its training length.
+    """
+    values = pd.to_numeric(done[metric], errors="coerce")
+    if metric not in CENSORED:
+        return values.to_numpy(dtype=float), np.zeros(len(values), dtype=bool)
+    censored = values.isna() & done["steps"].notna()
+    return values.fillna(done["steps"]).to_numpy(dtype=float), censored.to_numpy()
+
+
+def _put(row: dict[str, Any], name: str, estimate: tuple[Any, Any, Any]) -> None:
+    row[name], row[name + "_low"], row[name + "_high"] = (_num(v) for v in estimate)
+
+
+def _configurations(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    rows = []
+    for env, algo in _pairs(runs):
+        group = runs[(runs["env"] == env) & (runs["algo"] == algo)]
+        for arm in _arms(group):
+            g = group[group["arm"] == arm]
+            done = g[g["status"] == "done"]
+            row: dict[str, Any] = {
+                "env": env,
+                "algo": algo,
+                "arm": arm,
+                "tutor": g["tutor"].iloc[0],
+                "reuse": bool(g["reuse"].iloc[0]),
+                "seeds_done": len(done),
+                "seeds_failed": int((g["status"] == "failed").sum()),
+                "seeds_unfinished": int((~g["status"].isin(["done", "failed"])).sum()),
+                "steps": float(pd.to_numeric(g["steps"], errors="coerce").max()),
+                "threshold": _first(g["threshold"]),
+                "tolerance": _first(g["tolerance"]),
+            }
+            for metric in RUN_METRICS:
+                values, censored = _values(done, metric)
+                finite = ~np.isnan(values)
+                nothing = metric in CENSORED and finite.any() and censored[finite].all()
+                if metric in CENSORED:
+                    row[CENSORED[metric]] = int((finite & ~censored).sum())
+                for statistic in ("mean", "iqm"):
+                    # No run got there: a "mean" would only restate the training length.
+                    estimate = (
+                        (None, None, None)
+                        if nothing
+                        else stats.interval(values, statistic, reps=reps, seed=seed)
+                    )
+                    _put(row, f"{metric}_{statistic}", estimate)
+            for column in COSTS:
+                row[column] = _mean(done[column])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=CONFIGURATION_COLUMNS)
+
+
+def _acceleration(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    rows = []
+    for env, algo in _pairs(runs):
+        group = runs[(runs["env"] == env) & (runs["algo"] == algo)]
+        done = group[group["status"] == "done"]
+        base = done[done["arm"] == BASELINE]
+        for arm in _arms(group):
+            first = group[group["arm"] == arm].iloc[0]
+            if first["tutor"] == BASELINE:
+                continue
+            tut = done[done["arm"] == arm]
+            row: dict[str, Any] = {
+                "env": env,
+                "algo": algo,
+                "arm": arm,
+                "tutor": first["tutor"],
+                "reuse": bool(first["reuse"]),
+                "baseline_seeds": len(base),
+                "tutored_seeds": len(tut),
+            }
+            for metric, name in (
+                ("steps_to_threshold", "acceleration"),
+                ("convergence_step", "convergence_ratio"),
+            ):
+                b, b_cens = _values(base, metric)
+                t, t_cens = _values(tut, metric)
+                row[f"baseline_{CENSORED[metric]}"] = int((~np.isnan(b) & ~b_cens).sum())
+                row[f"tutored_{CENSORED[metric]}"] = int((~np.isnan(t) & ~t_cens).sum())
+                result = stats.acceleration(b, t, b_cens, t_cens, reps=reps, seed=seed)
+                _put(row, name, (result["ratio"], result["low"], result["high"]))
+                row[f"{name}_bound"] = result["bound"]
+            b_conv, _ = _values(base, "convergence_step")
+            t_conv, _ = _values(tut, "convergence_step")
+            _put(
+                row,
+                "p_converges_sooner",
+                stats.probability_of_improvement(-t_conv, -b_conv, reps=reps, seed=seed),
+            )
+            row["convergence_p_value"] = _num(stats.rank_test(t_conv, b_conv))
+            b_final, _ = _values(base, "final_return")
+            t_final, _ = _values(tut, "final_return")
+            row["baseline_final_return"] = _mean(base["final_return"])
+            row["tutored_final_return"] = _mean(tut["final_return"])
+            _put(row, "final_return_diff", stats.difference(t_final, b_final, reps, seed))
+            _put(
+                row,
+                "p_final_better",
+                stats.probability_of_improvement(t_final, b_final, reps=reps, seed=seed),
+            )
+            row["final_return_p_value"] = _num(stats.rank_test(t_final, b_final))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=ACCELERATION_COLUMNS)
+
+
+def _reuse(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    rows = []
+    for env, algo in _pairs(runs):
+        group = runs[(runs["env"] == env) & (runs["algo"] == algo)]
+        done = group[group["status"] == "done"]
+        for tutor in dict.fromkeys(group["tutor"]):
+            arms = group[group["tutor"] == tutor]
+            if tutor == BASELINE or arms["reuse"].nunique() < 2:
+                continue
+            off = done[(done["tutor"] == tutor) & ~done["reuse"]]
+            on = done[(done["tutor"] == tutor) & done["reuse"]]
+            off_conv, off_cens = _values(off, "convergence_step")
+            on_conv, on_cens = _values(on, "convergence_step")
+            row: dict[str, Any] = {
+                "env": env,
+                "algo": algo,
+                "tutor": tutor,
+                "seeds_off": len(off),
+                "seeds_on": len(on),
+                "converged_off": int((~np.isnan(off_conv) & ~off_cens).sum()),
+                "converged_on": int((~np.isnan(on_conv) & ~on_cens).sum()),
+            }
+            result = stats.acceleration(off_conv, on_conv, off_cens, on_cens, reps, seed)
+            _put(row, "convergence_ratio", (result["ratio"], result["low"], result["high"]))
+            row["convergence_ratio_bound"] = result["bound"]
+            _put(
+                row,
+                "p_on_sooner",
+                stats.probability_of_improvement(-on_conv, -off_conv, reps=reps, seed=seed),
+            )
+            row["p_value"] = _num(stats.rank_test(on_conv, off_conv))
+            off_std, _ = _values(off, "stability_std")
+            on_std, _ = _values(on, "stability_std")
+            row["stability_std_off"] = _mean(off["stability_std"])
+            row["stability_std_on"] = _mean(on["stability_std"])
+            row["drops_off"] = _mean(off["drops"])
+            row["drops_on"] = _mean(on["drops"])
+            _put(
+                row,
+                "p_on_more_stable",
+                stats.probability_of_improvement(-on_std, -off_std, reps=reps, seed=seed),
+            )
+            row["reuse_hits_on"] = _mean(on["reuse_hits"])
+            row["reuse_agreement_on"] = _mean(on["reuse_agreement"])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=REUSE_COLUMNS)
+
+
+def _tutor_quality(
+    runs: pd.DataFrame, offline: pd.DataFrame | None, reps: int, seed: int
+) -> pd.DataFrame:
+    rows = []
+    done = runs[runs["status"] == "done"]
+    for env, tutor in dict.fromkeys(zip(runs["env"], runs["tutor"], strict=True)):
+        if tutor == BASELINE:
+            continue
+        d = done[(done["env"] == env) & (done["tutor"] == tutor)]
+        agreement = pd.to_numeric(d["agreement"], errors="coerce").dropna()
+        row: dict[str, Any] = {"env": env, "tutor": tutor, "training_runs": len(agreement)}
+        _put(row, "training_agreement", stats.interval(agreement, "mean", reps=reps, seed=seed))
+        row["reuse_agreement"] = _mean(d["reuse_agreement"])
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=TUTOR_QUALITY_COLUMNS[:7])
+    if offline is not None and len(offline):
+        renamed = offline.rename(
+            columns={
+                "n_states": "offline_n_states",
+                "agreement": "offline_agreement",
+                "low": "offline_low",
+                "high": "offline_high",
+                "base_rate": "offline_base_rate",
+            }
+        )
+        renamed = renamed[[c for c in TUTOR_QUALITY_COLUMNS if c in renamed.columns]]
+        table = table.merge(renamed, on=["env", "tutor"], how="outer", sort=False)
+        table["training_runs"] = table["training_runs"].fillna(0).astype(int)
+    return table.reindex(columns=TUTOR_QUALITY_COLUMNS)
+
+
+def tables(
+    runs: pd.DataFrame,
+    reps: int = 2000,
+    seed: int = 0,
+    tutor_quality: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The sweep's numbers, as four tables. Missing numbers are NaN; bounds are ``"≥"``,
+    ``"≤"`` or ``None``; every interval is a 95% bootstrap interval over seeds (``*_low``,
+    ``*_high``; NaN with fewer than two seeds).
+
+    * ``configurations`` — one row per (env, algo, arm): ``seeds_done``, ``seeds_failed``,
+      ``seeds_unfinished``, ``steps`` (training length), ``threshold``, ``tolerance``,
+      ``converged`` and ``reached`` (finished runs that converged / reached the threshold), then
+      ``<metric>_mean``/``<metric>_iqm`` with ``_low``/``_high`` for each metric of
+      :data:`RUN_METRICS` (for the convergence step and steps to threshold, runs that never got
+      there count as their training length — the estimate is then a lower bound — and all
+      values are NaN when no run got there), and the mean per run of :data:`COSTS`.
+    * ``acceleration`` — one row per tutored arm vs the ``none`` arm of the same (env, algo):
+      ``acceleration`` (mean steps to threshold, baseline / tutored; see
+      :func:`tutorl.experiments.stats.acceleration`) and ``convergence_ratio`` (same for the
+      convergence step), each with interval and ``_bound``; ``p_converges_sooner``
+      (P(tutored converges sooner)) and ``convergence_p_value``; ``final_return_diff``
+      (tutored − baseline mean), ``p_final_better``, ``final_return_p_value``; seed and
+      reached/converged counts of both arms.
+    * ``reuse`` — one row per (env, algo, tutor) run both with and without reuse:
+      ``convergence_ratio`` (off / on), ``p_on_sooner``, ``p_value``, mean
+      ``stability_std``/``drops`` ``_off`` and ``_on``, ``p_on_more_stable`` (P(lower std with
+      reuse)), ``reuse_hits_on``, ``reuse_agreement_on``.
+    * ``tutor_quality`` — one row per (env, tutor): ``training_agreement`` (mean over finished
+      runs, both reuse settings, with interval; ``training_runs`` runs),
+      ``reuse_agreement``, and the offline evaluation's ``offline_n_states``,
+      ``offline_agreement``, ``offline_low``, ``offline_high``, ``offline_base_rate``.
+
+    :param runs: The per-run table (see :mod:`tutorl.experiments.report`'s input contract).
+    :param reps: Bootstrap replicates per interval.
+    :param seed: Seed of every bootstrap (each interval is reproducible on its own).
+    :param tutor_quality: Optional offline tutor evaluation (columns ``env, tutor, n_states,
+        agreement, low, high, base_rate``), merged into ``tutor_quality``.
+    :return: ``{"configurations", "acceleration", "reuse", "tutor_quality"}`` → DataFrame.
+    """
+    runs = _prepare(runs)
+    return {
+        "configurations": _configurations(runs, reps, seed),
+        "acceleration": _acceleration(runs, reps, seed),
+        "reuse": _reuse(runs, reps, seed),
+        "tutor_quality": _tutor_quality(runs, tutor_quality, reps, seed),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves
+
+
+_PALETTE = [
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+]
+
+
+def _write_png(fig: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fig.savefig(handle, format="png", metadata={"Software": None})
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot_curves(
+    curves: dict[tuple[str, str, str], list[pd.DataFrame]],
+    env: str,
+    algo: str,
+    path: Path,
+    threshold: float | None = None,
+) -> Path:
+    """Mean evaluation return per arm over seeds, with a 95% t-interval band, as a PNG.
+
+    Seeds are aligned on the shortest curve (evaluations happen at the same steps in every
+    seed). The untutored baseline is black and dashed, reuse arms dash-dotted in their tutor's
+    colour, the success threshold a dotted grey line. One seed draws no band. Written
+    atomically; uses the Agg canvas directly (no pyplot state).
+
+    :param curves: Per-seed curves keyed by (env, algo, arm); other (env, algo) are ignored.
+    :param env: Game to plot.
+    :param algo: Algorithm to plot.
+    :param path: Where to write the PNG.
+    :param threshold: The success threshold, drawn if given.
+    :return: ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from scipy import stats as sps
+
+    fig = Figure(figsize=(7, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    arms = [arm for (e, a, arm) in curves if e == env and a == algo]
+    arms = sorted(arms, key=lambda arm: (arm != BASELINE, arms.index(arm)))
+    palette = _PALETTE
+    colours: dict[str, str] = {}
+    for arm in arms:
+        frames = [f for f in curves[(env, algo, arm)] if len(f)]
+        if not frames:
+            continue
+        n = min(len(f) for f in frames)
+        steps = frames[0]["step"].to_numpy(dtype=float)[:n]
+        values = np.stack([f["mean_return"].to_numpy(dtype=float)[:n] for f in frames])
+        mean = values.mean(axis=0)
+        tutor = arm.removesuffix("+reuse")
+        if arm == BASELINE:
+            colour, style = "black", "--"
+        else:
+            colour = colours.setdefault(tutor, palette[len(colours) % len(palette)])
+            style = "-." if arm.endswith("+reuse") else "-"
+        ax.plot(steps, mean, color=colour, linestyle=style, label=f"{arm} (n={len(frames)})")
+        if len(frames) > 1:
+            sem = values.std(axis=0, ddof=1) / math.sqrt(len(frames))
+            half = sps.t.ppf(0.975, len(frames) - 1) * sem
+            ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.15, lw=0)
+    if threshold is not None and not math.isnan(threshold):
+        ax.axhline(threshold, color="grey", linestyle=":", linewidth=1.2, label="threshold")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean evaluation return")
+    ax.set_title(f"{env} · {algo}")
+    ax.grid(alpha=0.3)
+    if arms:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _write_png(fig, Path(path))
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _steps(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _ret(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def _diff(v: float) -> str:
+    return f"{v:+.3f}"
+
+
+def _ratio(v: float) -> str:
+    return "∞" if math.isinf(v) else f"{v:.2f}"
+
+
+def _prob(v: float) -> str:
+    return f"{v:.2f}"
+
+
+def _pvalue(v: float) -> str:
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _count(v: float) -> str:
+    return f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
+
+
+def _seconds(v: float) -> str:
+    return f"{v:,.1f} s" if abs(v) < 100 else f"{v:,.0f} s"
+
+
+def _cell(
+    row: Any, name: str, fmt: Callable[[float], str], bound: str | None = None, ci: bool = True
+) -> str:
+    """``name`` of ``row`` as ``"≥1.54 [1.20, 2.10]"``; ``"—"`` when missing."""
+    point = row[name]
+    if _missing(point):
+        return "—"
+    text = (bound or "") + fmt(float(point))
+    if ci:
+        low, high = row.get(name + "_low"), row.get(name + "_high")
+        if not _missing(low) and not _missing(high):
+            text += f" [{fmt(float(low))}, {fmt(float(high))}]"
+    return text
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+@dataclass
+class _Table:
+    frame: pd.DataFrame
+    title: str = ""
+    caption: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> str:
+        """The footnote mark of ``text`` (added on first use)."""
+        if text not in self.notes:
+            self.notes.append(text)
+        return str(self.notes.index(text) + 1).translate(_SUPERSCRIPTS)
+
+
+_NO_RUNS = "no finished runs"
+
+
+def _censored_cell(table: _Table, row: Any, metric: str, statistic: str) -> str:
+    n, k = row["seeds_done"], row[CENSORED[metric]]
+    what = "converged" if metric == "convergence_step" else "reached the threshold"
+    if n == 0:
+        return "—" + table.note(_NO_RUNS)
+    if k == 0:
+        return "—" + table.note(
+            f"no finished run {what} within its training length, so there is no number: "
+            "a mean would only restate the length"
+        )
+    if k < n:
+        mark = table.note(
+            f"≥: some runs never {what}; they count as their full training length, so this "
+            "is a lower bound"
+        )
+        return _cell(row, f"{metric}_{statistic}", _steps, bound="≥") + mark
+    return _cell(row, f"{metric}_{statistic}", _steps)
+
+
+def _plain_cell(table: _Table, row: Any, name: str, fmt: Callable[[float], str]) -> str:
+    if row["seeds_done"] == 0:
+        return "—" + table.note(_NO_RUNS)
+    if _missing(row[name]):
+        return "—" + table.note("not measured in any finished run (e.g. none converged)")
+    return _cell(row, name, fmt)
+
+
+def _seeds(row: Any) -> str:
+    text = str(int(row["seeds_done"]))
+    if row["seeds_failed"]:
+        text += f" (+{int(row['seeds_failed'])} failed)"
+    if row["seeds_unfinished"]:
+        text += f" (+{int(row['seeds_unfinished'])} unfinished)"
+    return text
+
+
+def _speed_table(config: pd.DataFrame) -> _Table:
+    table = _Table(pd.DataFrame(), title="Learning speed")
+    rows = []
+    for _, row in config.iterrows():
+        n = int(row["seeds_done"])
+        rows.append(
+            {
+                "arm": row["arm"],
+                "seeds": _seeds(row),
+                "converged": f"{int(row['converged'])}/{n}",
+                "convergence step: mean": _censored_cell(table, row, "convergence_step", "mean"),
+                "convergence step: IQM": _censored_cell(table, row, "convergence_step", "iqm"),
+                "reached threshold": f"{int(row['reached'])}/{n}",
+                "steps to threshold: mean": _censored_cell(
+                    table, row, "steps_to_threshold", "mean"
+                ),
+                "steps to threshold: IQM": _censored_cell(table, row, "steps_to_threshold", "iqm"),
+            }
+        )
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _performance_table(config: pd.DataFrame) -> _Table:
+    table = _Table(pd.DataFrame(), title="Performance")
+    rows = []
+    for _, row in config.iterrows():
+        cells = {"arm": row["arm"]}
+        for metric, label, fmt in (
+            ("final_return", "final return", _ret),
+            ("auc", "AUC", _ret),
+            ("stability_std", "stability std", _ret),
+            ("drops", "drops", _count),
+        ):
+            cells[f"{label}: mean"] = _plain_cell(table, row, f"{metric}_mean", fmt)
+            cells[f"{label}: IQM"] = _plain_cell(table, row, f"{metric}_iqm", fmt)
+        rows.append(cells)
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _cost_table(config: pd.DataFrame) -> _Table:
+    table = _Table(pd.DataFrame(), title="Tutoring cost (mean per run)")
+    rows = []
+    for _, row in config.iterrows():
+        cells = {"arm": row["arm"]}
+        for column, label, fmt in (
+            ("tutor_asks", "tutor asks", _count),
+            ("llm_calls", "LLM calls", _count),
+            ("reuse_hits", "reuse hits", _count),
+            ("cache_hits", "cache hits", _count),
+            ("agreement", "agreement with expert", _ret),
+            ("reuse_agreement", "agreement (reused advice)", _ret),
+            ("wall_time", "wall time", _seconds),
+        ):
+            if row["seeds_done"] == 0:
+                cells[label] = "—" + table.note(_NO_RUNS)
+            else:
+                cells[label] = _cell(row, column, fmt, ci=False)
+        rows.append(cells)
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _ratio_cell(
+    table: _Table,
+    row: Any,
+    name: str,
+    counts: tuple[str, str, str, str],
+    what: str,
+    arms: tuple[str, str],
+) -> str:
+    """A ratio (``arms[0]``'s mean steps over ``arms[1]``'s) with its bound, or ``—`` and the
+    reason."""
+    seeds_a, seeds_b, got_a, got_b = (int(row[c]) for c in counts)
+    if _missing(row[name]):
+        if seeds_a == 0 or seeds_b == 0:
+            return "—" + table.note("an arm has no finished runs")
+        if got_a < seeds_a and got_b < seeds_b:
+            return "—" + table.note(
+                f"runs of both arms never {what}: each mean is only a lower bound, so their "
+                "ratio is unknown"
+            )
+        return "—" + table.note("undefined: the denominator arm got there at step 0")
+    bound = row[f"{name}_bound"] if not _missing(row[f"{name}_bound"]) else None
+    text = _cell(row, name, _ratio, bound=bound)
+    if bound == "≥":
+        text += table.note(
+            f"≥: some {arms[0]} runs never {what}; counted at their full length they make the "
+            "ratio a lower bound"
+        )
+    elif bound == "≤":
+        text += table.note(
+            f"≤: some {arms[1]} runs never {what}; counted at their full length they make the "
+            "ratio an upper bound"
+        )
+    return text
+
+
+def _stat_cell(table: _Table, row: Any, name: str, fmt: Callable[[float], str]) -> str:
+    if _missing(row[name]):
+        return "—" + table.note("an arm has no finished runs")
+    return _cell(row, name, fmt)
+
+
+def _acceleration_table(acc: pd.DataFrame) -> _Table:
+    table = _Table(
+        pd.DataFrame(),
+        title="Tutored vs no tutor",
+        caption="Ratios: baseline mean steps / tutored mean steps (above 1: the tutor helps). "
+        "P(…): probability that a tutored seed beats a baseline seed. p: Mann–Whitney.",
+    )
+    rows = []
+    for _, row in acc.iterrows():
+        rows.append(
+            {
+                "arm": row["arm"],
+                "seeds (tutored vs none)": f"{int(row['tutored_seeds'])} vs "
+                f"{int(row['baseline_seeds'])}",
+                "acceleration to threshold": _ratio_cell(
+                    table,
+                    row,
+                    "acceleration",
+                    ("baseline_seeds", "tutored_seeds", "baseline_reached", "tutored_reached"),
+                    "reached the threshold",
+                    ("baseline", "tutored"),
+                ),
+                "convergence-step ratio": _ratio_cell(
+                    table,
+                    row,
+                    "convergence_ratio",
+                    ("baseline_seeds", "tutored_seeds", "baseline_converged", "tutored_converged"),
+                    "converged",
+                    ("baseline", "tutored"),
+                ),
+                "P(converges sooner)": _stat_cell(table, row, "p_converges_sooner", _prob),
+                "p (convergence)": _stat_cell(table, row, "convergence_p_value", _pvalue),
+                "Δ final return": _stat_cell(table, row, "final_return_diff", _diff),
+                "P(final return higher)": _stat_cell(table, row, "p_final_better", _prob),
+                "p (final return)": _stat_cell(table, row, "final_return_p_value", _pvalue),
+            }
+        )
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _reuse_table(reuse: pd.DataFrame) -> _Table:
+    table = _Table(
+        pd.DataFrame(),
+        title="Advice reuse: on vs off",
+        caption="Ratio: mean convergence step without reuse / with reuse (above 1: reuse "
+        "converges sooner). P(…): probability that a seed with reuse beats one without.",
+    )
+    rows = []
+    for _, row in reuse.iterrows():
+        rows.append(
+            {
+                "tutor": row["tutor"],
+                "seeds (on vs off)": f"{int(row['seeds_on'])} vs {int(row['seeds_off'])}",
+                "convergence-step ratio (off/on)": _ratio_cell(
+                    table,
+                    row,
+                    "convergence_ratio",
+                    ("seeds_off", "seeds_on", "converged_off", "converged_on"),
+                    "converged",
+                    ("no-reuse", "reuse"),
+                ),
+                "P(reuse converges sooner)": _stat_cell(table, row, "p_on_sooner", _prob),
+                "p": _stat_cell(table, row, "p_value", _pvalue),
+                "stability std off": _cell(row, "stability_std_off", _ret),
+                "stability std on": _cell(row, "stability_std_on", _ret),
+                "drops off": _cell(row, "drops_off", _count),
+                "drops on": _cell(row, "drops_on", _count),
+                "P(reuse more stable)": _cell(row, "p_on_more_stable", _prob),
+                "reuse hits": _cell(row, "reuse_hits_on", _count),
+            }
+        )
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _quality_table(quality: pd.DataFrame) -> _Table:
+    table = _Table(
+        pd.DataFrame(),
+        caption="Agreement with the expert's action: during training (advised states, mean "
+        "over runs) and offline (sampled states, 95% Wilson interval) when measured.",
+    )
+    rows = []
+    for _, row in quality.iterrows():
+        n_runs = int(row["training_runs"]) if not _missing(row["training_runs"]) else 0
+        training = _cell(row, "training_agreement", _ret)
+        if n_runs:
+            training += f" ({n_runs} runs)"
+        offline = "—"
+        if not _missing(row["offline_agreement"]):
+            offline = _ret(float(row["offline_agreement"]))
+            if not _missing(row["offline_low"]) and not _missing(row["offline_high"]):
+                offline += (
+                    f" [{_ret(float(row['offline_low']))}, {_ret(float(row['offline_high']))}]"
+                )
+        rows.append(
+            {
+                "game": row["env"],
+                "tutor": row["tutor"],
+                "agreement in training": training,
+                "agreement on reused advice": _cell(row, "reuse_agreement", _ret),
+                "offline agreement": offline,
+                "offline states": "—"
+                if _missing(row["offline_n_states"])
+                else _steps(float(row["offline_n_states"])),
+                "chance agreement": _cell(row, "offline_base_rate", _ret),
+            }
+        )
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _one_line(text: Any, limit: int = 1000) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _ratio_phrase(row: Any, name: str, what: str) -> str:
+    """``"≥1.80× sooner [1.50, 2.25]"``, or why there is no ratio."""
+    if _missing(row[name]):
+        return f"unknown (runs of both arms never {what})"
+    bound = row[f"{name}_bound"] if not _missing(row[f"{name}_bound"]) else None
+    text = f"{bound or ''}{_ratio(float(row[name]))}× sooner"
+    if not _missing(row[f"{name}_low"]) and not _missing(row[f"{name}_high"]):
+        text += f" [{_ratio(float(row[f'{name}_low']))}, {_ratio(float(row[f'{name}_high']))}]"
+    return text
+
+
+def _summary(runs: pd.DataFrame, t: dict[str, pd.DataFrame], reps: int) -> list[str]:
+    """One sentence per comparison, with the same numbers as the tables."""
+    counts = runs["status"].value_counts()
+    done, failed = int(counts.get("done", 0)), int(counts.get("failed", 0))
+    unfinished = len(runs) - done - failed
+    items = [
+        f"{len(runs)} runs: {done} done, {failed} failed, {unfinished} unfinished."
+        + (" The sweep is incomplete: numbers will change." if unfinished else "")
+    ]
+    for _, row in t["acceleration"].iterrows():
+        seeds = (int(row["tutored_seeds"]), int(row["baseline_seeds"]))
+        head = (
+            f"{row['env']} · {row['algo']} · {row['arm']} vs no tutor "
+            f"({seeds[0]} vs {seeds[1]} seeds)"
+        )
+        if not all(seeds):
+            items.append(f"{head}: no comparison (an arm has no finished runs).")
+            continue
+        items.append(
+            f"{head}: threshold reached "
+            f"{_ratio_phrase(row, 'acceleration', 'reached the threshold')}; convergence "
+            f"{_ratio_phrase(row, 'convergence_ratio', 'converged')}, P(converges sooner) "
+            f"{_cell(row, 'p_converges_sooner', _prob)}, "
+            f"p {_cell(row, 'convergence_p_value', _pvalue)}; "
+            f"final return {_cell(row, 'final_return_diff', _diff)} vs no tutor, "
+            f"P(higher) {_cell(row, 'p_final_better', _prob)}."
+        )
+    for _, row in t["reuse"].iterrows():
+        seeds = (int(row["seeds_on"]), int(row["seeds_off"]))
+        head = (
+            f"{row['env']} · {row['algo']} · {row['tutor']}, reuse on vs off "
+            f"({seeds[0]} vs {seeds[1]} seeds)"
+        )
+        if not all(seeds):
+            items.append(f"{head}: no comparison (an arm has no finished runs).")
+            continue
+        items.append(
+            f"{head}: convergence "
+            f"{_ratio_phrase(row, 'convergence_ratio', 'converged')}, P(sooner) "
+            f"{_cell(row, 'p_on_sooner', _prob)}; stability std "
+            f"{_cell(row, 'stability_std_off', _ret)} → {_cell(row, 'stability_std_on', _ret)}, "
+            f"P(more stable) {_cell(row, 'p_on_more_stable', _prob)}."
+        )
+    items.append(
+        f"Intervals: 95% percentile bootstrap over seeds ({reps:,} resamples). "
+        "Ratios above 1 favour the tutor (or reuse); ≥/≤ mark bounds due to runs that never "
+        "got there; — is a number that cannot be given (see the footnotes)."
+    )
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# Document: built once as blocks, rendered as Markdown and as HTML
+
+
+@dataclass
+class _Block:
+    kind: str  # h1 h2 h3 p code ul dl table img
+    content: Any
+
+
+def _document(
+    runs: pd.DataFrame,
+    t: dict[str, pd.DataFrame],
+    meta: dict[str, Any],
+    images: dict[tuple[str, str], str],
+    reps: int,
+) -> list[_Block]:
+    name = str(meta.get("name") or "sweep")
+    blocks = [_Block("h1", f"tutorl report: {name}")]
+    blocks.append(_Block("p", "Produced by:"))
+    blocks.append(_Block("code", str(meta.get("command") or "tutorl report")))
+    blocks.append(_Block("h2", "Summary"))
+    blocks.append(_Block("ul", _summary(runs, t, reps)))
+    config = t["configurations"]
+    for env, algo in _pairs(runs):
+        blocks.append(_Block("h2", f"{env} · {algo}"))
+        sub = config[(config["env"] == env) & (config["algo"] == algo)]
+        facts = []
+        if len(sub):
+            first = sub.iloc[0]
+            if not _missing(first["threshold"]):
+                facts.append(f"success threshold {_ret(float(first['threshold']))}")
+            if not _missing(first["tolerance"]):
+                facts.append(f"convergence tolerance {_ret(float(first['tolerance']))}")
+            if not _missing(first["steps"]):
+                facts.append(f"training length {_steps(float(sub['steps'].max()))} steps")
+        if facts:
+            text = "; ".join(facts)
+            blocks.append(_Block("p", text[0].upper() + text[1:] + "."))
+        if (env, algo) in images:
+            blocks.append(_Block("img", (images[(env, algo)], f"Learning curves, {env} {algo}")))
+            blocks.append(
+                _Block(
+                    "p",
+                    "Mean evaluation return over seeds; band: 95% t-interval over seeds; "
+                    "dashed black: no tutor; dash-dotted: with advice reuse; dotted: threshold.",
+                )
+            )
+        else:
+            blocks.append(_Block("p", "No evaluation curves available for this pair."))
+        for make in (_speed_table, _performance_table, _cost_table):
+            blocks.append(_Block("table", make(sub)))
+        acc = t["acceleration"]
+        acc = acc[(acc["env"] == env) & (acc["algo"] == algo)]
+        if len(acc):
+            blocks.append(_Block("table", _acceleration_table(acc)))
+        reuse = t["reuse"]
+        reuse = reuse[(reuse["env"] == env) & (reuse["algo"] == algo)]
+        if len(reuse):
+            blocks.append(_Block("table", _reuse_table(reuse)))
+    if len(t["tutor_quality"]):
+        blocks.append(_Block("h2", "Tutor quality"))
+        blocks.append(_Block("table", _quality_table(t["tutor_quality"])))
+    failed = runs[runs["status"] == "failed"]
+    blocks.append(_Block("h2", "Failed runs"))
+    if len(failed):
+        frame = pd.DataFrame(
+            {
+                "game": failed["env"],
+                "algo": failed["algo"],
+                "arm": failed["arm"],
+                "seed": failed["seed"].astype(str),
+                "error": [
+                    _one_line(e) if not _missing(e) else "(no error recorded)"
+                    for e in failed["error"]
+                ],
+            }
+        )
+        blocks.append(_Block("table", _Table(frame, caption="Left out of every statistic above.")))
+    else:
+        blocks.append(_Block("p", "None."))
+    unfinished = runs[~runs["status"].isin(["done", "failed"])]
+    if len(unfinished):
+        blocks.append(_Block("h2", "Unfinished runs"))
+        frame = pd.DataFrame(
+            {
+                "game": unfinished["env"],
+                "algo": unfinished["algo"],
+                "arm": unfinished["arm"],
+                "seed": unfinished["seed"].astype(str),
+                "status": unfinished["status"],
+            }
+        )
+        blocks.append(_Block("table", _Table(frame)))
+    blocks.append(_Block("h2", "Definitions"))
+    definitions = dict(meta.get("metric_definitions") or {})
+    if definitions:
+        blocks.append(_Block("h3", "Metrics (per run)"))
+        blocks.append(_Block("dl", list(definitions.items())))
+    blocks.append(_Block("h3", "Statistics (over seeds)"))
+    blocks.append(_Block("dl", list(STATISTICS_DEFINITIONS.items())))
+    return blocks
+
+
+def _md_text(text: Any) -> str:
+    """``text`` safe in Markdown: no raw HTML tags or autolinks (``<`` before a letter)."""
+    return re.sub(r"<(?=[A-Za-z/!?])", r"\\<", str(text))
+
+
+def _md_cell(text: Any) -> str:
+    return _md_text(" ".join(str(text).split())).replace("|", "\\|")
+
+
+def _markdown(blocks: list[_Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        if block.kind in ("h1", "h2", "h3"):
+            out.append("#" * int(block.kind[1]) + " " + _md_text(block.content))
+        elif block.kind == "p":
+            out.append(_md_text(block.content))
+        elif block.kind == "code":
+            out.append("```\n" + block.content + "\n```")
+        elif block.kind == "ul":
+            out.append("\n".join(f"- {_md_text(item)}" for item in block.content))
+        elif block.kind == "dl":
+            out.append("\n".join(f"- **{_md_text(k)}**: {_md_text(v)}" for k, v in block.content))
+        elif block.kind == "img":
+            src, alt = block.content
+            out.append(f"![{alt}]({src})")
+        elif block.kind == "table":
+            table: _Table = block.content
+            lines = []
+            if table.title:
+                lines.append(f"**{table.title}**\n")
+            header = [_md_cell(c) for c in table.frame.columns]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            for values in table.frame.itertuples(index=False):
+                lines.append("| " + " | ".join(_md_cell(v) for v in values) + " |")
+            if table.caption:
+                lines.append("\n" + table.caption)
+            if table.notes:
+                lines.append("")
+                lines.extend(
+                    f"{str(i).translate(_SUPERSCRIPTS)} {note}  "
+                    for i, note in enumerate(table.notes, 1)
+                )
+            out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 78em; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.6em 0 0.3em; font-size: 0.88em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.55em; text-align: right;
+         vertical-align: top; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom: 0.3em; }
+.notes, .caption { font-size: 0.85em; color: #555; margin: 0.2em 0 1.2em; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; }
+img { max-width: 100%; height: auto; }
+dt { font-weight: bold; } dd { margin: 0 0 0.5em 1.5em; }
+"""
+
+
+def _html(blocks: list[_Block], title: str, image_data: dict[str, bytes]) -> str:
+    esc = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+    ]
+    for block in blocks:
+        if block.kind in ("h1", "h2", "h3"):
+            out.append(f"<{block.kind}>{esc(block.content)}</{block.kind}>")
+        elif block.kind == "p":
+            out.append(f"<p>{esc(block.content)}</p>")
+        elif block.kind == "code":
+            out.append(f"<pre><code>{esc(block.content)}</code></pre>")
+        elif block.kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in block.content) + "</ul>")
+        elif block.kind == "dl":
+            items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in block.content)
+            out.append(f"<dl>{items}</dl>")
+        elif block.kind == "img":
+            src, alt = block.content
+            data = base64.b64encode(image_data[src]).decode("ascii")
+            out.append(f'<p><img alt="{esc(alt)}" src="data:image/png;base64,{data}"></p>')
+        elif block.kind == "table":
+            table: _Table = block.content
+            parts = ["<table>"]
+            if table.title:
+                parts.append(f"<caption>{esc(table.title)}</caption>")
+            parts.append(
+                "<thead><tr>"
+                + "".join(f"<th>{esc(str(c))}</th>" for c in table.frame.columns)
+                + "</tr></thead><tbody>"
+            )
+            for values in table.frame.itertuples(index=False):
+                parts.append("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in values) + "</tr>")
+            parts.append("</tbody></table>")
+            if table.caption:
+                parts.append(f'<p class="caption">{esc(table.caption)}</p>')
+            if table.notes:
+                notes = "<br>".join(
+                    f"{str(i).translate(_SUPERSCRIPTS)} {esc(note)}"
+                    for i, note in enumerate(table.notes, 1)
+                )
+                parts.append(f'<p class="notes">{notes}</p>')
+            out.append("\n".join(parts))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers.csv
+
+
+def _long(name: str, frame: pd.DataFrame, ids: Iterable[str]) -> list[dict[str, Any]]:
+    ids = [c for c in ids if c in frame.columns]
+    records = []
+    for record in frame.to_dict("records"):
+        base = {c: "" for c in LONG_COLUMNS}
+        base["table"] = name
+        base.update({c: record[c] for c in ids})
+        for quantity, value in record.items():
+            if quantity in ids or _missing(value):
+                continue
+            entry = {**base, "quantity": quantity, "value": math.nan, "text": ""}
+            if isinstance(value, str):
+                entry["text"] = value
+            else:
+                entry["value"] = float(value)
+            records.append(entry)
+    return records
+
+
+def numbers(runs: pd.DataFrame, table_frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Every number of the tables and of the runs in long form.
+
+    :param runs: The per-run table.
+    :param table_frames: :func:`tables`' output.
+    :return: Columns :data:`LONG_COLUMNS`: ``table`` (a table name or ``runs``), the
+        identifying columns that apply (others empty), ``quantity`` (a column name), ``value``
+        (numbers) or ``text`` (bounds, run status and error). Missing numbers are left out.
+    """
+    ids = ("env", "algo", "arm", "tutor", "reuse")
+    records = []
+    for name, frame in table_frames.items():
+        records += _long(name, frame, ids)
+    records += _long("runs", _prepare(runs), (*ids, "seed"))
+    return pd.DataFrame(records, columns=LONG_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _file_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)
+
+
+def write_report(
+    out_dir: Path,
+    runs: pd.DataFrame,
+    curves: dict[tuple[str, str, str], list[pd.DataFrame]],
+    meta: dict[str, Any],
+    reps: int = 2000,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Write the sweep's report into ``out_dir/report/``.
+
+    Files: ``report.md`` (links the curve images), ``report.html`` (the same content, one
+    self-contained file: inline CSS, images as ``data:`` URIs, no scripts or external links),
+    ``numbers.csv`` (every number of every table and every run, see :func:`numbers`) and
+    ``curves/<env>-<algo>.png``. Each file is written atomically.
+
+    :param out_dir: The sweep folder.
+    :param runs: One row per run (see the module's input contract).
+    :param curves: Per-seed evaluation curves keyed by (env, algo, arm).
+    :param meta: ``name``, ``command``, ``metric_definitions`` (name → definition) and
+        optionally ``tutor_quality`` (the offline tutor evaluation, a DataFrame or None).
+    :param reps: Bootstrap replicates per interval.
+    :param seed: Seed of the bootstraps.
+    :return: Relative file name (``report.md``, ``curves/snake-ppo.png``, …) → path.
+    """
+    runs = _prepare(runs)
+    t = tables(runs, reps=reps, seed=seed, tutor_quality=meta.get("tutor_quality"))
+    folder = Path(out_dir) / "report"
+    written: dict[str, Path] = {}
+    images: dict[tuple[str, str], str] = {}
+    image_data: dict[str, bytes] = {}
+    config = t["configurations"]
+    for env, algo in _pairs(runs):
+        if not any(e == env and a == algo and frames for (e, a, _), frames in curves.items()):
+            continue
+        rel = f"curves/{_file_name(env)}-{_file_name(algo)}.png"
+        sub = config[(config["env"] == env) & (config["algo"] == algo)]
+        threshold = float(sub["threshold"].iloc[0]) if len(sub) else None
+        path = plot_curves(curves, env, algo, folder / rel, threshold=threshold)
+        images[(env, algo)] = rel
+        image_data[rel] = path.read_bytes()
+        written[rel] = path
+    blocks = _document(runs, t, meta, images, reps)
+    title = f"tutorl report: {meta.get('name') or 'sweep'}"
+    for rel, text in (
+        ("report.md", _markdown(blocks)),
+        ("report.html", _html(blocks, title, image_data)),
+        ("numbers.csv", numbers(runs, t).to_csv(index=False)),
+    ):
+        atomic_write_text(folder / rel, text)
+        written[rel] = folder / rel
+    return written

@@ -1,0 +1,254 @@
+"""The sweep report on a synthetic sweep with hand-computable numbers."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tutorl.experiments.report import numbers, tables, write_report
+
+STEPS = 12_000
+ERROR = "RuntimeError: evaluation <crashed> & stopped"
+ARMS = ("none", "expert", "expert+reuse")
+# Steps to threshold per (env, arm), seeds 0..2; NaN: never reached (censored at STEPS).
+REACHED = {
+    ("blackjack", "none"): [8000, 9000, np.nan],
+    ("blackjack", "expert"): [4000, 5000, 6000],
+    ("blackjack", "expert+reuse"): [3000, 4000, 5000],
+    ("snake", "none"): [8000, 9000, 10000],
+    ("snake", "expert"): [4000, 5000, 6000],
+    ("snake", "expert+reuse"): [3000, 4000, 5000],  # seed 2 fails
+}
+
+
+def synthetic_runs() -> pd.DataFrame:
+    rows = []
+    for env, threshold in (("blackjack", -0.1), ("snake", 5.0)):
+        for arm in ARMS:
+            tutor = arm.removesuffix("+reuse")
+            for seed in range(3):
+                failed = env == "snake" and arm == "expert+reuse" and seed == 2
+                reached = REACHED[(env, arm)][seed]
+                metric = np.nan if failed else 1.0
+                rows.append(
+                    {
+                        "env": env,
+                        "algo": "ppo",
+                        "arm": arm,
+                        "tutor": tutor,
+                        "reuse": arm.endswith("+reuse"),
+                        "seed": seed,
+                        "status": "failed" if failed else "done",
+                        "error": ERROR if failed else np.nan,
+                        "steps": STEPS,
+                        "threshold": threshold,
+                        "tolerance": 0.05,
+                        "convergence_step": np.nan if failed else reached + 500,
+                        "steps_to_threshold": np.nan if failed else reached,
+                        "final_return": metric * (threshold + 0.1 * seed + (tutor != "none")),
+                        "best_return": metric * threshold,
+                        "plateau_return": metric * threshold,
+                        "auc": metric * (threshold - 0.5),
+                        "stability_std": metric * (0.1 + 0.01 * seed),
+                        "drops": metric * seed,
+                        "tutor_asks": metric * (0 if tutor == "none" else 500),
+                        "llm_calls": metric * 0,
+                        "reuse_hits": metric * (100 if arm.endswith("+reuse") else 0),
+                        "cache_hits": metric * 0,
+                        "agreement": np.nan if tutor == "none" else metric * 0.9,
+                        "reuse_agreement": np.nan,
+                        "wall_time": metric * 12.5,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def synthetic_curves(runs: pd.DataFrame) -> dict[tuple[str, str, str], list[pd.DataFrame]]:
+    curves: dict[tuple[str, str, str], list[pd.DataFrame]] = {}
+    steps = np.arange(0, STEPS + 1, 1000)
+    for run in runs[runs["status"] == "done"].itertuples():
+        frame = pd.DataFrame(
+            {
+                "step": steps,
+                "mean_return": run.threshold - 1 + steps / STEPS + 0.01 * run.seed,
+                "std_return": 0.1,
+                "success_rate": 0.5,
+                "tutor_asks": 0,
+                "tutor_calls": 0,
+                "advised_steps": 0,
+                "reuse_hits": 0,
+                "wall_time": 1.0,
+            }
+        )
+        curves.setdefault((run.env, run.algo, run.arm), []).append(frame)
+    return curves
+
+
+def row(table: pd.DataFrame, **keys) -> pd.Series:
+    mask = np.ones(len(table), dtype=bool)
+    for key, value in keys.items():
+        mask &= table[key] == value
+    assert mask.sum() == 1, keys
+    return table[mask].iloc[0]
+
+
+def test_acceleration_is_the_ratio_of_mean_steps():
+    t = tables(synthetic_runs(), reps=300)
+    acc = t["acceleration"]
+    # snake: nothing censored: (8000 + 9000 + 10000) / (4000 + 5000 + 6000).
+    snake = row(acc, env="snake", arm="expert")
+    assert snake["acceleration"] == pytest.approx(9000 / 5000)
+    assert snake["acceleration_bound"] is None
+    assert snake["acceleration_low"] <= snake["acceleration"] <= snake["acceleration_high"]
+    # Every tutored seed beats every baseline seed: P = 1, and p = 0.1 is the floor for 3 vs 3.
+    assert snake["p_converges_sooner"] == 1.0
+    assert snake["convergence_p_value"] == pytest.approx(0.1)
+    assert snake["final_return_diff"] == pytest.approx(1.0)
+    # blackjack: the baseline's third run never reached: it counts as 12000 -> lower bound.
+    blackjack = row(acc, env="blackjack", arm="expert")
+    assert blackjack["acceleration"] == pytest.approx((8000 + 9000 + STEPS) / 3 / 5000)
+    assert blackjack["acceleration_bound"] == "≥"
+    assert blackjack["baseline_reached"] == 2
+    # The failed run is left out: 2 seeds of snake expert+reuse.
+    reuse_arm = row(acc, env="snake", arm="expert+reuse")
+    assert reuse_arm["tutored_seeds"] == 2
+    assert reuse_arm["acceleration"] == pytest.approx(9000 / 3500)
+    assert set(acc["arm"]) == {"expert", "expert+reuse"}
+
+
+def test_configuration_and_reuse_tables():
+    t = tables(synthetic_runs(), reps=300)
+    config = t["configurations"]
+    assert len(config) == 6
+    none = row(config, env="blackjack", arm="none")
+    assert none["reached"] == 2 and none["seeds_done"] == 3
+    assert none["steps_to_threshold_mean"] == pytest.approx((8000 + 9000 + STEPS) / 3)
+    failed = row(config, env="snake", arm="expert+reuse")
+    assert (failed["seeds_done"], failed["seeds_failed"]) == (2, 1)
+    assert failed["tutor_asks"] == pytest.approx(500)
+    reuse = row(t["reuse"], env="snake", tutor="expert")
+    # Convergence steps: off 4500, 5500, 6500; on 3500, 4500.
+    assert reuse["convergence_ratio"] == pytest.approx(5500 / 4000)
+    assert reuse["stability_std_on"] == pytest.approx(0.105)
+    quality = row(t["tutor_quality"], env="snake", tutor="expert")
+    assert quality["training_runs"] == 5 and quality["training_agreement"] == pytest.approx(0.9)
+
+
+def test_all_censored_gives_no_number_and_one_seed_no_interval(tmp_path):
+    runs = synthetic_runs()
+    runs.loc[(runs["env"] == "snake") & (runs["arm"] == "none"), "steps_to_threshold"] = np.nan
+    runs = runs[~((runs["env"] == "snake") & (runs["arm"] == "expert") & (runs["seed"] > 0))]
+    t = tables(runs, reps=300)
+    none = row(t["configurations"], env="snake", arm="none")
+    assert none["reached"] == 0 and np.isnan(none["steps_to_threshold_mean"])
+    expert = row(t["acceleration"], env="snake", arm="expert")
+    # Baseline wholly censored: 12000 / 4000 is still a valid lower bound; one tutored seed.
+    assert expert["acceleration"] == pytest.approx(3.0)
+    assert expert["acceleration_bound"] == "≥"
+    assert np.isnan(expert["acceleration_low"]) and np.isnan(expert["acceleration_high"])
+    one_seed = row(t["configurations"], env="snake", arm="expert")
+    assert np.isnan(one_seed["final_return_mean_low"])
+    paths = write_report(tmp_path, runs, {}, {"name": "censored"}, reps=200)
+    md = paths["report.md"].read_text()
+    assert "no finished run reached the threshold" in md
+    assert "| expert | 1 vs 3 | ≥3.00" in md  # a bound, no interval
+    assert "No evaluation curves" in md
+
+
+def test_write_report(tmp_path):
+    runs = synthetic_runs()
+    meta = {
+        "name": "synthetic",
+        "command": "tutorl report sweeps/synthetic",
+        "metric_definitions": {"convergence step": "first step after which <it> stays"},
+        "tutor_quality": pd.DataFrame(
+            {
+                "env": ["snake"],
+                "tutor": ["expert"],
+                "n_states": [400],
+                "agreement": [0.97],
+                "low": [0.95],
+                "high": [0.98],
+                "base_rate": [0.25],
+            }
+        ),
+    }
+    paths = write_report(tmp_path, runs, synthetic_curves(runs), meta, reps=200)
+    folder = tmp_path / "report"
+    for name in ("report.md", "report.html", "numbers.csv"):
+        assert paths[name] == folder / name and paths[name].exists()
+    for env in ("blackjack", "snake"):
+        png = folder / "curves" / f"{env}-ppo.png"
+        assert paths[f"curves/{env}-ppo.png"] == png
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(folder.rglob("*.tmp"))
+
+    html = paths["report.html"].read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html)
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+    assert html.count("data:image/png;base64,") == 2
+    assert "evaluation &lt;crashed&gt; &amp; stopped" in html  # the error, escaped
+    assert "<crashed>" not in html
+    assert "0.970 [0.950, 0.980]" in html  # offline tutor quality
+
+    md = paths["report.md"].read_text()
+    assert "![Learning curves, snake ppo](curves/snake-ppo.png)" in md
+    assert "evaluation \\<crashed> & stopped" in md
+    sections = dict(re.findall(r"^## (\S+ · ppo)\n(.*?)(?=^## )", md, re.S | re.M))
+    assert set(sections) == {"blackjack · ppo", "snake · ppo"}
+    for env in ("blackjack", "snake"):
+        for text in (md, sections[f"{env} · ppo"], html):
+            for arm in ARMS:
+                assert f"| {arm} |" in text or f"<td>{arm}</td>" in text
+    assert "| expert | 3 | 3/3 | 5,500 [" in sections["snake · ppo"]  # convergence step
+    assert "≥1.93 [" in sections["blackjack · ppo"]  # (8000 + 9000 + 12000) / 3 / 5000
+    failed_section = md[md.index("## Failed runs") :]
+    assert "| snake | ppo | expert+reuse | 2 | RuntimeError" in failed_section
+
+    csv = pd.read_csv(paths["numbers.csv"])
+    assert list(csv.columns) == [
+        "table",
+        "env",
+        "algo",
+        "arm",
+        "tutor",
+        "reuse",
+        "seed",
+        "quantity",
+        "value",
+        "text",
+    ]
+    ratio = csv[
+        (csv["table"] == "acceleration")
+        & (csv["env"] == "snake")
+        & (csv["arm"] == "expert")
+        & (csv["quantity"] == "acceleration")
+    ]["value"]
+    assert ratio.tolist() == [pytest.approx(1.8)]
+    bound = csv[
+        (csv["table"] == "acceleration")
+        & (csv["env"] == "blackjack")
+        & (csv["arm"] == "expert")
+        & (csv["quantity"] == "acceleration_bound")
+    ]["text"]
+    assert bound.tolist() == ["≥"]
+    per_run = csv[csv["table"] == "runs"]
+    assert len(per_run.drop_duplicates(["env", "arm", "seed"])) == len(runs)
+    assert ERROR in per_run.loc[per_run["quantity"] == "error", "text"].tolist()
+
+
+def test_numbers_holds_every_number_of_every_table():
+    runs = synthetic_runs()
+    t = tables(runs, reps=200)
+    long = numbers(runs, t)
+    for name, frame in t.items():
+        ids = {"env", "algo", "arm", "tutor", "reuse"}
+        cells = frame.drop(columns=[c for c in frame.columns if c in ids])
+        numeric = cells.select_dtypes("number")
+        rows = long[(long["table"] == name) & long["value"].notna()]
+        assert len(rows) == int(numeric.notna().sum().sum()), name
+        # Spot-check values: the sum of every number survives the reshaping.
+        assert rows["value"].sum() == pytest.approx(float(np.nansum(numeric.to_numpy())))

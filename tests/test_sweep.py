@@ -1,0 +1,206 @@
+"""Sweep files, their expansion, per-run metrics, failure handling and the shared LLM service."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tutorl.experiments.executors import run_sweep
+from tutorl.experiments.metrics import curve_metrics, load_results
+from tutorl.experiments.sweep import SweepError, expand, load_sweep, run_key, select
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+GRID = """
+name: t
+seeds: 2
+envs:
+  blackjack: {steps: 600, eval_freq: 300, eval_episodes: 5}
+  snake: {steps: 600, eval_freq: 300, eval_episodes: 2, threshold: 3}
+algos: [dqn, ppo]
+tutors:
+  - {tutor: expert}
+  - {tutor: noisy-expert, tutor_accuracy: 0.6}
+reuse: [false, true]
+overrides:
+  - when: {env: snake, tutor: expert}
+    set: {advice_budget: 7}
+"""
+
+
+def test_expansion_counts_orders_and_overrides(tmp_path):
+    spec = load_sweep(write(tmp_path, GRID))
+    configs = expand(spec)
+    # 2 envs × 2 algos × 2 seeds × (baseline + 2 tutors × 2 reuse)
+    assert len(configs) == 2 * 2 * 2 * 5
+    assert len({run_key(c) for c in configs}) == len(configs)
+    # Blocks complete in order: every blackjack run before any snake run, baseline first.
+    envs = [c.env for c in configs]
+    assert envs.index("snake") == envs.count("blackjack")
+    assert configs[0].tutor == "none" and configs[0].seed == 0
+    snake_expert = [c for c in configs if c.env == "snake" and c.tutor == "expert"]
+    assert snake_expert and all(c.advice_budget == 7 for c in snake_expert)
+    others = [c for c in configs if not (c.env == "snake" and c.tutor == "expert")]
+    assert all(c.advice_budget is None for c in others)
+    assert {c.arm() for c in configs} == {
+        "none", "expert", "expert+reuse", "noisy0.6", "noisy0.6+reuse"
+    }  # fmt: skip
+    assert spec.threshold("snake") == 3 and spec.threshold("blackjack") == -0.06
+    chosen = select(configs, ["env=snake", "tutor=none", "tutor=expert"])
+    assert {(c.env, c.tutor) for c in chosen} == {("snake", "none"), ("snake", "expert")}
+    assert len(chosen) == 2 * 2 * 3
+
+
+def test_arm_names_keep_dotted_model_names():
+    from tutorl.rl.train import RunConfig
+
+    qwen = RunConfig(env="blackjack", algo="dqn", tutor="llm", llm="qwen2.5-coder-0.5b")
+    assert qwen.arm() == "llm-qwen2.5-coder-0.5b"
+    own = RunConfig(env="blackjack", algo="dqn", tutor="llm", llm="/models/my.model.gguf")
+    assert own.model_copy(update={"reuse": True}).arm() == "llm-my.model+reuse"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("envs: {chess: {}}\nalgos: [dqn]\n", "unknown env 'chess'"),
+        ("envs: {snake: {}}\nalgos: [sarsa]\n", "algos.0"),
+        ("envs: {snake: {steps: -3}}\nalgos: [dqn]\n", "envs.snake.steps"),
+        ("envs: {snake: {}}\nalgos: [dqn]\nseeds: 0\n", "seeds must be at least 1"),
+        ("envs: {snake: {}}\nalgos: [dqn]\ntutors: [{tutor: oracle}]\n", "unknown tutor"),
+        ("envs: {snake: {}}\nalgos: [dqn]\ntutors: [{llm: x}]\n", "needs a 'tutor' kind"),
+        ("envs: {snake: {}}\nalgos: [dqn]\ntutors: [{tutor: expert, colour: 1}]\n", "colour"),
+        ("envs: {snake: {}}\nalgos: [dqn]\nlearning_rate: 1\n", "learning_rate"),
+        ("envs: [snake\n", "not valid YAML"),
+        ("- 1\n- 2\n", "mapping"),
+    ],
+)
+def test_bad_sweep_files_name_the_problem(tmp_path, text, message):
+    with pytest.raises(SweepError, match=message.replace("(", r"\(")) as error:
+        expand(load_sweep(write(tmp_path, text)))
+    assert "\n" not in str(error.value)
+
+
+def test_bad_sweep_file_is_one_line_exit_2(tmp_path):
+    path = write(tmp_path, "envs: {snake: {steps: 0}}\nalgos: [dqn]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "tutorl.cli", "sweep", str(path), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "envs.snake.steps" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def curve(values: list[float], every: int = 100) -> pd.DataFrame:
+    return pd.DataFrame({"step": np.arange(len(values)) * every, "mean_return": values})
+
+
+def test_convergence_step_is_where_the_curve_stays_on_its_plateau():
+    values = [0, 1, 2, 5, 9, 10, 10, 10, 10, 10]
+    m = curve_metrics(curve(values), threshold=9.5, tolerance=0.5, smoothing=1)
+    assert m["plateau_return"] == 10
+    assert m["convergence_step"] == 500  # index 5: from there on within 0.5 of 10
+    assert m["steps_to_threshold"] == 500
+    assert m["final_return"] == 10 and m["best_return"] == 10
+    assert m["drops"] == 0 and m["stability_std"] == 0
+    # A dip after reaching the plateau moves convergence past the dip.
+    dipped = [0, 1, 2, 5, 10, 10, 4, 10, 10, 10]
+    m = curve_metrics(curve(dipped), threshold=9.5, tolerance=0.5, smoothing=1)
+    assert m["convergence_step"] == 700 and m["steps_to_threshold"] == 400
+
+
+def test_drops_and_spread_after_convergence_with_smoothing():
+    values = [0, 0, 9, 10, 10, 8, 10, 10, 10, 10, 10]
+    m = curve_metrics(curve(values), threshold=20, tolerance=1.0, smoothing=3)
+    assert math.isnan(m["steps_to_threshold"])  # never reached: censored
+    # Smoothed: the dip at index 5 averages to 9.33, inside the band; the raw 8 is a drop.
+    assert m["convergence_step"] == 300
+    assert m["drops"] == 1 and m["stability_std"] > 0
+
+
+def test_a_curve_still_moving_at_the_end_has_not_converged():
+    m = curve_metrics(curve([0, 1, 2, 3, 4, 5, 6, 7, 8, 20]), 100, tolerance=0.5, smoothing=1)
+    assert math.isnan(m["convergence_step"]) and math.isnan(m["stability_std"])
+
+
+def test_failed_run_is_recorded_and_does_not_stop_the_sweep(tmp_path):
+    text = """
+seeds: 1
+envs: {blackjack: {steps: 300, eval_freq: 150, eval_episodes: 2}}
+algos: [dqn]
+tutors: [{tutor: expert}]
+reuse: [false]
+overrides:
+  - when: {tutor: expert}
+    set: {hyperparams: {learning_rate: -1, no_such_option: 3}}
+"""
+    path = write(tmp_path, text)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sweep.yaml").write_text(path.read_text())
+    configs = expand(load_sweep(path))
+    progress = run_sweep(configs, out, "local", workers=1)
+    assert (progress.done, progress.failed) == (1, 1)
+    failed = out / "runs" / "blackjack/dqn/expert/seed0"
+    error = json.loads((failed / "error.json").read_text())
+    assert "no_such_option" in error["error"] and "Traceback" in error["traceback"]
+    assert not (failed / "summary.json").exists()
+    runs, curves, _ = load_results(out)
+    assert list(runs["status"]) == ["done", "failed"]
+    assert "no_such_option" in runs.loc[1, "error"]
+    assert ("blackjack", "dqn", "none") in curves
+    # Resuming retries the failed run only (it fails again); the finished one is not redone.
+    before = (out / "runs/blackjack/dqn/none/seed0/summary.json").stat().st_mtime_ns
+    progress = run_sweep(configs, out, "local", workers=1)
+    assert (progress.skipped, progress.done, progress.failed) == (1, 0, 1)
+    assert (out / "runs/blackjack/dqn/none/seed0/summary.json").stat().st_mtime_ns == before
+
+
+def test_resume_refuses_a_folder_of_another_configuration(tmp_path):
+    path = write(tmp_path, GRID)
+    configs = expand(load_sweep(path))
+    folder = tmp_path / "out" / "runs" / run_key(configs[0])
+    folder.mkdir(parents=True)
+    other = configs[0].model_copy(update={"eval_episodes": 99})
+    (folder / "config.json").write_text(other.model_dump_json())
+    with pytest.raises(ValueError, match=r"different configuration.*eval_episodes"):
+        run_sweep(configs, tmp_path / "out")
+
+
+def test_llm_service_answers_like_the_model_in_process():
+    """One model copy served to other processes gives the same scores and cache identity."""
+    from tutorl.llm import ScoreRequest, make_llm
+    from tutorl.llm.service import LLMService, RemoteLLM
+
+    requests = [
+        ScoreRequest("Answer hit or stick.\n", f"Player {n}, dealer 10.", ("hit", "stick"))
+        for n in (12, 15, 20)
+    ]
+    local = make_llm("smollm2-135m", cache=False)
+    with LLMService("smollm2-135m") as service:
+        remote = RemoteLLM.from_handle(service.handle())
+        assert remote.identity == local.identity
+        assert remote.prompt_format.name == local.prompt_format.name
+        np.testing.assert_allclose(remote.score(requests), local.score(requests), atol=1e-6)
+    with pytest.raises(Exception, match="unreachable"):
+        RemoteLLM.from_handle(service.handle())  # stopped: a clear error, not a hang
