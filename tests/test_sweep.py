@@ -65,6 +65,10 @@ def test_expansion_counts_orders_and_overrides(tmp_path):
     chosen = select(configs, ["env=snake", "tutor=none", "tutor=expert"])
     assert {(c.env, c.tutor) for c in chosen} == {("snake", "none"), ("snake", "expert")}
     assert len(chosen) == 2 * 2 * 3
+    with pytest.raises(SweepError, match="not valid YAML"):
+        select(configs, ["env=[snake"])
+    with pytest.raises(SweepError, match="FIELD=VALUE"):
+        select(configs, ["colour=red"])
 
 
 def test_arm_names_keep_dotted_model_names():
@@ -88,6 +92,11 @@ def test_arm_names_keep_dotted_model_names():
         ("envs: {snake: {}}\nalgos: [dqn]\ntutors: [{tutor: expert, colour: 1}]\n", "colour"),
         ("envs: {snake: {}}\nalgos: [dqn]\nlearning_rate: 1\n", "learning_rate"),
         ("envs: [snake\n", "not valid YAML"),
+        ("envs: {snake: {}}\nalgos: [dqn]\nseeds: true\n", "count or a list"),
+        (
+            "envs: {snake: {}}\nalgos: [dqn]\noverrides: [{when: {env: snake}, set: {seed: 0}}]\n",
+            "cannot change the grid's seed",
+        ),
         ("- 1\n- 2\n", "mapping"),
     ],
 )

@@ -359,8 +359,14 @@ def sweep(
         raise UserError(f"--workers must be >= 1, got {workers}")
     if address is not None and executor != "ray":
         raise UserError("--address is for --executor ray")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
     spec = load_sweep(file)
     configs = expand(spec)
+    from tutorl.llm.models import resolve_model
+
+    for model in sorted({c.llm for c in configs if c.tutor == "llm" and not c.llm_url}):
+        resolve_model(model)  # an unknown or uninstalled model: its one-line error, now
     if only:
         configs = select(configs, only)
         if not configs:
@@ -375,7 +381,8 @@ def sweep(
     out.mkdir(parents=True, exist_ok=True)
     # The report reads thresholds and tolerances from here, and the sweep's runs from its grid.
     atomic_write_text(out / "sweep.yaml", file.read_text())
-    workers = workers or max(1, os.cpu_count() or 1)
+    if executor == "local" or address is None:
+        workers = workers or max(1, os.cpu_count() or 1)
     start = time.monotonic()
     with Progress(
         "[progress.description]{task.description}",

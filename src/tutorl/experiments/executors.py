@@ -27,9 +27,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tutorl._io import atomic_write_json
+from tutorl._process import die_with_parent
 from tutorl.rl.train import RunConfig
 
 Handle = tuple[str, int, str]
+
+
+def run_lock(folder: Path) -> Any | None:
+    """An exclusive lock on ``folder/.lock`` (held while a run trains there), or ``None`` if
+    another process holds it."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / ".lock", "a")  # noqa: SIM115 (held open: the lock lives with it)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
 
 
 def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -> dict[str, Any]:
@@ -43,17 +59,27 @@ def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -
 
     start = time.perf_counter()
     path = Path(folder)
-    (path / "error.json").unlink(missing_ok=True)
+    lock = run_lock(path)
+    if lock is None:
+        message = "another process is training this run (a second sweep on the same folder?)"
+        return {"status": "failed", "error": message, "seconds": 0.0}
     try:
+        (path / "error.json").unlink(missing_ok=True)
         train(RunConfig.model_validate_json(config_json), path, llm_service=llm_service)
     except Exception as error:  # recorded, not raised: one bad run must not stop a sweep
-        path.mkdir(parents=True, exist_ok=True)
         message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-        atomic_write_json(
-            path / "error.json", {"error": message, "traceback": traceback.format_exc()}
-        )
+        record_failure(path, message, traceback.format_exc())
         return {"status": "failed", "error": message, "seconds": time.perf_counter() - start}
+    finally:
+        lock.close()
     return {"status": "done", "error": None, "seconds": time.perf_counter() - start}
+
+
+def record_failure(folder: Path, message: str, trace: str = "") -> dict[str, Any]:
+    """Write ``error.json`` for a failed run; the result record for progress displays."""
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / "error.json", {"error": message, "traceback": trace})
+    return {"status": "failed", "error": message, "seconds": 0.0}
 
 
 @dataclass
@@ -64,6 +90,7 @@ class Task:
     config: RunConfig
     folder: Path
     llm_service: Handle | None = None
+    attempts: int = 0
 
     def args(self) -> tuple[str, str, Handle | None]:
         return (self.config.model_dump_json(), str(self.folder), self.llm_service)
@@ -80,12 +107,13 @@ class SweepProgress:
     skipped: int = 0
     seconds: list[float] = field(default_factory=list)
 
-    def eta(self, workers: int) -> float | None:
+    def eta(self, workers: int | None) -> float | None:
         """Seconds left: remaining runs × mean run time so far / workers."""
         if not self.seconds:
             return None
         left = self.total - self.done - self.failed - self.skipped
-        return left * (sum(self.seconds) / len(self.seconds)) / max(1, workers)
+        parallel = workers or max(1, self.running)
+        return left * (sum(self.seconds) / len(self.seconds)) / parallel
 
 
 OnResult = Callable[[Task, dict[str, Any]], None]
@@ -93,14 +121,20 @@ OnStart = Callable[[Task], None]
 
 
 def run_local(tasks: list[Task], workers: int, on_start: OnStart, on_result: OnResult) -> None:
-    """A spawn process pool (forking a process that has loaded torch/OpenMP can deadlock). A
-    worker that dies (killed, out of memory) fails its run; the pool is rebuilt for the rest."""
+    """A spawn process pool (forking a process that has loaded torch/OpenMP can deadlock).
+
+    Workers end with the sweep (:func:`~tutorl._process.die_with_parent`). A worker that dies
+    (killed, out of memory) breaks the pool: the runs then in flight are queued once more on a
+    new pool, and fail after a second death.
+    """
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     queue = list(tasks)
     while queue:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=die_with_parent
+        ) as pool:
             in_flight: dict[Any, Task] = {}
             broken = False
             while (queue or in_flight) and not broken:
@@ -112,18 +146,17 @@ def run_local(tasks: list[Task], workers: int, on_start: OnStart, on_result: OnR
                 for future in finished:
                     task = in_flight.pop(future)
                     try:
-                        result = future.result()
+                        on_result(task, future.result())
                     except BrokenProcessPool:
                         broken = True
-                        result = {"status": "failed", "error": "worker process died", "seconds": 0}
-                        atomic_write_json(task.folder / "error.json", {"error": result["error"]})
-                    on_result(task, result)
-            if broken:  # the pool is unusable: its other runs failed with it
-                for task in in_flight.values():
-                    result = {"status": "failed", "error": "worker process died", "seconds": 0}
-                    task.folder.mkdir(parents=True, exist_ok=True)
-                    atomic_write_json(task.folder / "error.json", {"error": result["error"]})
-                    on_result(task, result)
+                        in_flight[future] = task  # handled with the others below
+            for task in in_flight.values():  # only after a broken pool
+                task.attempts += 1
+                if task.attempts < 2:
+                    queue.insert(0, task)
+                    on_result(task, {"status": "requeued", "error": None, "seconds": 0.0})
+                else:
+                    on_result(task, record_failure(task.folder, "worker process died twice"))
 
 
 def run_ray(
@@ -137,10 +170,12 @@ def run_ray(
     CPUs; otherwise connects to that cluster (``"auto"`` or ``"ray://host:10001"``). On a
     cluster, the output folder must be on a filesystem every node sees."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from tutorl.experiments.sweep import SweepError
+
     try:
         import ray
     except ImportError:
-        raise RuntimeError(
+        raise SweepError(
             'the ray executor needs Ray: pip install "tutorl[ray]" (or pip install ray)'
         ) from None
     env_vars = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive", "RAY_AUTH_MODE": "disabled"}
@@ -149,30 +184,37 @@ def run_ray(
             env_vars[name] = os.environ[name]
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(
-            address=address,
-            num_cpus=workers if address is None else None,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            runtime_env={"env_vars": env_vars},
-        )
+        try:
+            ray.init(
+                # "local": a new instance even if RAY_ADDRESS or a running cluster is around.
+                address=address or "local",
+                num_cpus=workers if address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                runtime_env={"env_vars": env_vars},
+            )
+        except Exception as error:  # Ray raises several kinds; the user needs one line
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise SweepError(f"could not start or reach {where}: {message}") from None
     try:
+        if workers is None:
+            workers = int(ray.cluster_resources().get("CPU", 1))
         remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
-        pending: dict[Any, Task] = {}
-        for task in tasks:
-            pending[remote.remote(*task.args())] = task
-            on_start(task)
-        while pending:
+        queue, pending = list(tasks), {}
+        while queue or pending:
+            # At most `workers` tasks submitted at a time: progress shows what really runs.
+            while queue and len(pending) < workers:
+                task = queue.pop(0)
+                pending[remote.remote(*task.args())] = task
+                on_start(task)
             ready, _ = ray.wait(list(pending), num_returns=1)
             task = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
             except Exception as error:  # the worker itself died
-                message = f"ray worker failed: {type(error).__name__}"
-                task.folder.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(task.folder / "error.json", {"error": message})
-                result = {"status": "failed", "error": message, "seconds": 0}
+                result = record_failure(task.folder, f"ray worker failed: {type(error).__name__}")
             on_result(task, result)
     finally:
         if started_here:
@@ -182,7 +224,7 @@ def run_ray(
 def plan(configs: list[RunConfig], out: Path) -> tuple[list[Task], list[Task]]:
     """Split the sweep's runs into finished ones and ones to do; refuse a folder that holds a
     run of another configuration (a resumed sweep must never mix in foreign runs)."""
-    from tutorl.experiments.sweep import run_key
+    from tutorl.experiments.sweep import SweepError, run_key
 
     finished, todo = [], []
     for config in configs:
@@ -198,7 +240,18 @@ def plan(configs: list[RunConfig], out: Path) -> tuple[list[Task], list[Task]]:
                     f"({', '.join(changed)}); choose another --out or remove that folder"
                 )
         task = Task(key, config, folder)
-        (finished if (folder / "summary.json").exists() else todo).append(task)
+        if (folder / "summary.json").exists():
+            finished.append(task)
+            continue
+        if (folder / ".lock").exists():
+            lock = run_lock(folder)
+            if lock is None:
+                raise SweepError(
+                    f"{folder} is being trained by another process: is another tutorl sweep "
+                    "running on this folder? Wait for it or stop it first"
+                )
+            lock.close()
+        todo.append(task)
     return finished, todo
 
 
@@ -222,13 +275,15 @@ def run_sweep(
     :param configs: the expanded sweep (:func:`tutorl.experiments.sweep.expand`).
     :param out: the sweep folder.
     :param executor: ``local`` (process pool) or ``ray``.
-    :param workers: parallel runs (default: CPU cores).
+    :param workers: parallel runs (default: this machine's cores, or the Ray cluster's CPUs).
     :param address: Ray cluster address (``ray`` only; ``None`` starts Ray locally).
     :param on_progress: called with the counts after each start and result.
     """
+    out = out.resolve()  # Ray workers on other nodes do not share this process's directory
     out.mkdir(parents=True, exist_ok=True)
     finished, todo = plan(configs, out)
-    workers = workers or max(1, os.cpu_count() or 1)
+    if executor == "local" or address is None:
+        workers = workers or max(1, os.cpu_count() or 1)
     progress = SweepProgress(total=len(configs), skipped=len(finished))
     notify = on_progress or (lambda *_: None)
     notify(progress, None, None)
@@ -254,7 +309,9 @@ def run_sweep(
 
         def on_result(task: Task, result: dict[str, Any]) -> None:
             progress.running -= 1
-            if result["status"] == "done":
+            if result["status"] == "requeued":
+                pass
+            elif result["status"] == "done":
                 progress.done += 1
                 progress.seconds.append(result["seconds"])
             else:

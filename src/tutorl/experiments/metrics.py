@@ -207,6 +207,8 @@ def tutor_eval_table(paths: list[Path]) -> pd.DataFrame:
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read tutor-eval results {path}: {error}") from None
         for record in records if isinstance(records, list) else [records]:
+            if not isinstance(record, dict) or "agreement" not in record:
+                raise ValueError(f"{path} is not a tutorl tutor-eval --out file")
             name = str(record.get("tutor", ""))
             if match := re.match(r"llm:[^:]+:([^:]+):", name):
                 name = f"llm-{match.group(1)}"

@@ -84,6 +84,9 @@ class Override(BaseModel):
         unknown = set(value) - _RUN_FIELDS
         if unknown:
             raise ValueError(f"unknown run field(s) in set: {', '.join(sorted(unknown))}")
+        axes = set(value) & (_AXES | {"tutor"})
+        if axes:  # setting a grid axis would silently merge or relabel runs
+            raise ValueError(f"set cannot change the grid's {', '.join(sorted(axes))}")
         return value
 
     def matches(self, fields: dict[str, Any]) -> bool:
@@ -105,6 +108,13 @@ class SweepSpec(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     overrides: list[Override] = Field(default_factory=list)
     smoothing: int = Field(3, ge=1)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds_not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("seeds must be a count or a list of seeds")
+        return value
 
     @field_validator("seeds")
     @classmethod
@@ -166,7 +176,8 @@ class SweepSpec(BaseModel):
 
 
 def _where(error: dict[str, Any]) -> str:
-    return ".".join(str(part) for part in error["loc"]) or "file"
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: " if where else ""
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -188,7 +199,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         first = error.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-        raise SweepError(f"{path}: {_where(first)}: {message}{more}") from None
+        raise SweepError(f"{path}: {_where(first)}{message}{more}") from None
 
 
 def expand(spec: SweepSpec) -> list[RunConfig]:
@@ -221,7 +232,7 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
                         first = error.errors()[0]
                         message = first["msg"].removeprefix("Value error, ")
                         raise SweepError(
-                            f"run {env}/{algo}/{arm['tutor']}: {_where(first)}: {message}"
+                            f"run {env}/{algo}/{arm['tutor']}: {_where(first)}{message}"
                         ) from None
                     key = run_key(config)
                     if key in folders:
@@ -245,7 +256,10 @@ def select(configs: list[RunConfig], only: list[str]) -> list[RunConfig]:
         key = key.strip()
         if not sep or (key not in _RUN_FIELDS and key != "arm"):
             raise SweepError(f"--only expects FIELD=VALUE with a run field or arm, got {item!r}")
-        wanted.setdefault(key, []).append(yaml.safe_load(value))
+        try:
+            wanted.setdefault(key, []).append(yaml.safe_load(value))
+        except yaml.YAMLError:
+            raise SweepError(f"--only {item!r}: the value is not valid YAML") from None
 
     def value(config: RunConfig, key: str) -> Any:
         return config.arm() if key == "arm" else getattr(config, key)

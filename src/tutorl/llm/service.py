@@ -54,6 +54,9 @@ def _load(spec: str, kwargs: dict[str, Any]) -> None:
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    from tutorl._process import die_with_parent
+
+    die_with_parent()  # a killed sweep must not leave its model process behind
     global _SERVED
     from tutorl.llm import make_llm
 

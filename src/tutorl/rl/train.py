@@ -350,6 +350,8 @@ def train(
     if out_dir is not None:
         tmp_model = out_dir / ".model.tmp.zip"
         model.save(tmp_model)
+        with open(tmp_model, "rb+") as handle:
+            os.fsync(handle.fileno())  # on disk before summary.json can say the run is complete
         os.replace(tmp_model, out_dir / "model.zip")
         # Written last: its presence marks the run as complete.
         atomic_write_json(out_dir / "summary.json", summary)
