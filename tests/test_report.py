@@ -205,6 +205,10 @@ def test_write_report(tmp_path):
                 assert f"| {arm} |" in text or f"<td>{arm}</td>" in text
     assert "| expert | 3 | 3/3 | 5,500 [" in sections["snake · ppo"]  # convergence step
     assert "≥1.93 [" in sections["blackjack · ppo"]  # (8000 + 9000 + 12000) / 3 / 5000
+    glance = md[md.index("**Answers at a glance**") : md.index("## blackjack · ppo")]
+    rows = [line for line in glance.splitlines() if line.startswith("| blackjack |")]
+    rows += [line for line in glance.splitlines() if line.startswith("| snake |")]
+    assert len(rows) == 2 and all("| expert |" in line for line in rows)  # one per tutor
     failed_section = md[md.index("## Failed runs") :]
     assert "| snake | ppo | expert+reuse | 2 | RuntimeError" in failed_section
 

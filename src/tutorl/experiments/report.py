@@ -895,66 +895,87 @@ def _one_line(text: Any, limit: int = 1000) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def _ratio_phrase(row: Any, name: str, what: str) -> str:
-    """``"≥1.80× sooner [1.50, 2.25]"``, or why there is no ratio."""
-    if _missing(row[name]):
-        return f"unknown (runs of both arms never {what})"
-    bound = row[f"{name}_bound"] if not _missing(row[f"{name}_bound"]) else None
-    text = f"{bound or ''}{_ratio(float(row[name]))}× sooner"
-    if not _missing(row[f"{name}_low"]) and not _missing(row[f"{name}_high"]):
-        text += f" [{_ratio(float(row[f'{name}_low']))}, {_ratio(float(row[f'{name}_high']))}]"
-    return text
-
-
-def _summary(runs: pd.DataFrame, t: dict[str, pd.DataFrame], reps: int) -> list[str]:
-    """One sentence per comparison, with the same numbers as the tables."""
+def _status_line(runs: pd.DataFrame) -> str:
     counts = runs["status"].value_counts()
     done, failed = int(counts.get("done", 0)), int(counts.get("failed", 0))
     unfinished = len(runs) - done - failed
-    items = [
-        f"{len(runs)} runs: {done} done, {failed} failed, {unfinished} unfinished."
-        + (" The sweep is incomplete: numbers will change." if unfinished else "")
-    ]
-    for _, row in t["acceleration"].iterrows():
-        seeds = (int(row["tutored_seeds"]), int(row["baseline_seeds"]))
-        head = (
-            f"{row['env']} · {row['algo']} · {row['arm']} vs no tutor "
-            f"({seeds[0]} vs {seeds[1]} seeds)"
-        )
-        if not all(seeds):
-            items.append(f"{head}: no comparison (an arm has no finished runs).")
-            continue
-        items.append(
-            f"{head}: threshold reached "
-            f"{_ratio_phrase(row, 'acceleration', 'reached the threshold')}; convergence "
-            f"{_ratio_phrase(row, 'convergence_ratio', 'converged')}, P(converges sooner) "
-            f"{_cell(row, 'p_converges_sooner', _prob)}, "
-            f"p {_cell(row, 'convergence_p_value', _pvalue)}; "
-            f"final return {_cell(row, 'final_return_diff', _diff)} vs no tutor, "
-            f"P(higher) {_cell(row, 'p_final_better', _prob)}."
-        )
-    for _, row in t["reuse"].iterrows():
-        seeds = (int(row["seeds_on"]), int(row["seeds_off"]))
-        head = (
-            f"{row['env']} · {row['algo']} · {row['tutor']}, reuse on vs off "
-            f"({seeds[0]} vs {seeds[1]} seeds)"
-        )
-        if not all(seeds):
-            items.append(f"{head}: no comparison (an arm has no finished runs).")
-            continue
-        items.append(
-            f"{head}: convergence "
-            f"{_ratio_phrase(row, 'convergence_ratio', 'converged')}, P(sooner) "
-            f"{_cell(row, 'p_on_sooner', _prob)}; stability std "
-            f"{_cell(row, 'stability_std_off', _ret)} → {_cell(row, 'stability_std_on', _ret)}, "
-            f"P(more stable) {_cell(row, 'p_on_more_stable', _prob)}."
-        )
-    items.append(
-        f"Intervals: 95% percentile bootstrap over seeds ({reps:,} resamples). "
-        "Ratios above 1 favour the tutor (or reuse); ≥/≤ mark bounds due to runs that never "
-        "got there; — is a number that cannot be given (see the footnotes)."
+    return f"{len(runs)} runs: {done} done, {failed} failed, {unfinished} unfinished." + (
+        " The sweep is incomplete: numbers will change." if unfinished else ""
     )
-    return items
+
+
+def _summary_table(t: dict[str, pd.DataFrame]) -> _Table:
+    """The study's three questions in one table, one row per (game, algorithm, tutor) with
+    finished runs in every arm involved: does tutoring speed convergence (at what cost in final
+    return), does reuse speed it further, is reuse less stable; and the tutor's quality."""
+    table = _Table(
+        pd.DataFrame(),
+        title="Answers at a glance",
+        caption="Convergence ratios: mean convergence step without the tutor / with it, and "
+        "without reuse / with it (above 1: sooner). Δ final: tutored minus untutored final "
+        "return. Stability: std of evaluation returns after convergence, "
+        "without → with reuse. [low, high]: 95% bootstrap intervals over seeds.",
+    )
+    acc, reuse, quality = t["acceleration"], t["reuse"], t["tutor_quality"]
+    rows = []
+    for _, row in acc[~acc["reuse"].astype(bool)].iterrows():
+        if not (row["tutored_seeds"] and row["baseline_seeds"]):
+            continue
+        match = reuse[
+            (reuse["env"] == row["env"])
+            & (reuse["algo"] == row["algo"])
+            & (reuse["tutor"] == row["tutor"])
+        ]
+        other = match.iloc[0] if len(match) else None
+        q = quality[(quality["env"] == row["env"]) & (quality["tutor"] == row["tutor"])]
+        agreement = (
+            _ret(float(q.iloc[0]["training_agreement"]))
+            if len(q) and not _missing(q.iloc[0]["training_agreement"])
+            else "—"
+        )
+        counts = ("baseline_seeds", "tutored_seeds", "baseline_converged", "tutored_converged")
+        entry = {
+            "game": row["env"],
+            "algo": row["algo"],
+            "tutor": row["tutor"],
+            "agreement": agreement,
+            "seeds": f"{int(row['tutored_seeds'])}/{int(row['baseline_seeds'])}",
+            "tutor vs none: convergence": _ratio_cell(
+                table, row, "convergence_ratio", counts, "converged", ("untutored", "tutored")
+            ),
+            "Δ final": _cell(row, "final_return_diff", _diff),
+        }
+        has_reuse = other is not None and other["seeds_on"] and other["seeds_off"]
+        entry["reuse vs off: convergence"] = (
+            _ratio_cell(
+                table,
+                other,
+                "convergence_ratio",
+                ("seeds_off", "seeds_on", "converged_off", "converged_on"),
+                "converged",
+                ("no-reuse", "reuse"),
+            )
+            if has_reuse
+            else "—"
+        )
+        entry["stability std off → on"] = (
+            f"{_cell(other, 'stability_std_off', _ret)} → {_cell(other, 'stability_std_on', _ret)}"
+            if has_reuse
+            else "—"
+        )
+        rows.append(entry)
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _summary(runs: pd.DataFrame, reps: int) -> list[str]:
+    return [
+        _status_line(runs),
+        f"Intervals: 95% percentile bootstrap over seeds ({reps:,} resamples). Ratios above 1 "
+        "favour the tutor (or reuse); ≥/≤ mark bounds due to runs that never got there; — is a "
+        "number that cannot be given (see the footnotes). A fast convergence with a lower final "
+        "return is convergence to a worse policy: read the two together.",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -979,7 +1000,10 @@ def _document(
     blocks.append(_Block("p", "Produced by:"))
     blocks.append(_Block("code", str(meta.get("command") or "tutorl report")))
     blocks.append(_Block("h2", "Summary"))
-    blocks.append(_Block("ul", _summary(runs, t, reps)))
+    blocks.append(_Block("ul", _summary(runs, reps)))
+    summary = _summary_table(t)
+    if len(summary.frame):
+        blocks.append(_Block("table", summary))
     config = t["configurations"]
     for env, algo in _pairs(runs):
         blocks.append(_Block("h2", f"{env} · {algo}"))
