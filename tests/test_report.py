@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tutorl.experiments.report import numbers, tables, write_report
+from tutorl.experiments.report import numbers, write_report
+from tutorl.experiments.tables import tables
 
 STEPS = 12_000
 ERROR = "RuntimeError: evaluation <crashed> & stopped"
