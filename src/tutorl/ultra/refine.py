@@ -1,0 +1,186 @@
+"""Refinement: continue training an agent with the critical-state table applied.
+
+Variants (ULTRA, arXiv 2505.20671, and its baselines):
+
+- ``none``: continued training without modulation (the baseline every variant must beat).
+- ``A`` (ULTRA-A): at a critical state the table's suggested action is executed instead of the
+  agent's. It goes through tutorl's advice hook, so the replay/rollout buffer stores the
+  executed action and, for PPO/A2C, its log-probability under the current policy.
+- ``R`` (ULTRA-R): the implicit reward of a critical state, times ``reward_scale``, is added to
+  the reward of every step taken from that state; every other reward is untouched.
+- ``RA`` (ULTRA-RA): both.
+- ``random``: the random-critical-states ablation: ``RA`` with a table of as many states drawn
+  at random from the same episodes, random legal actions and shuffled rewards.
+
+No extra network is trained; the agent's own algorithm does the learning.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from tutorl.envs.base import Game
+
+Variant = Literal["none", "A", "R", "RA", "random"]
+VARIANTS: tuple[str, ...] = ("none", "A", "R", "RA", "random")
+
+
+class TableAdvisor:
+    """Executes the table's suggested action at critical states; the agent's own elsewhere.
+
+    It has the call signature of :class:`tutorl.tutor.advisor.Advisor`, so the advice hooks of
+    :mod:`tutorl.rl.hooks` use it unchanged. A suggestion that is not legal in the state is
+    never executed (counted in ``illegal``).
+
+    :param game: the game (legal actions).
+    :param table: a :class:`~tutorl.ultra.table.CriticalTable`.
+    """
+
+    def __init__(self, game: Game, table: Any) -> None:
+        self.game = game
+        self.table = table
+        self.last_advised = np.zeros(0, dtype=bool)
+        self.steps = 0
+        self.advised = 0
+        self.illegal = 0
+
+    def __call__(self, obs: np.ndarray, student_actions: np.ndarray, views) -> np.ndarray:
+        n_envs = len(student_actions)
+        executed = np.array(student_actions, copy=True).reshape(n_envs)
+        advised = np.zeros(n_envs, dtype=bool)
+        entries = self.table.lookup_batch(obs)
+        critical = [i for i, e in enumerate(entries) if e is not None and e.action is not None]
+        if critical:
+            for i, view in zip(critical, views(critical), strict=True):
+                action = int(entries[i].action)
+                if action not in self.game.legal_actions(view):
+                    self.illegal += 1
+                    continue
+                executed[i] = action
+                advised[i] = True
+        self.steps += n_envs
+        self.advised += int(advised.sum())
+        self.last_advised = advised
+        return executed
+
+
+class ImplicitRewardWrapper(gym.Wrapper):
+    """Adds ``reward_scale × implicit reward`` to the reward of a step taken from a critical
+    state (looked up by the observation the agent acted on); other rewards are unchanged.
+
+    ``info["implicit_reward"]`` holds the added amount (0.0 off critical states).
+    """
+
+    def __init__(self, env: gym.Env, table: Any, reward_scale: float = 1.0) -> None:
+        super().__init__(env)
+        self.table = table
+        self.reward_scale = float(reward_scale)
+        self._obs: Any = None
+        self.hits = 0
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, action):
+        entry = self.table.lookup(self._obs)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        bonus = 0.0
+        if entry is not None:
+            bonus = self.reward_scale * float(entry.reward)
+            self.hits += 1
+        self._obs = obs
+        return obs, float(reward) + bonus, terminated, truncated, {**info, "implicit_reward": bonus}
+
+
+def refine(
+    model: Any,
+    game: Game,
+    table: Any,
+    variant: Variant,
+    steps: int,
+    seed: int = 0,
+    reward_scale: float = 1.0,
+    env_options: dict[str, Any] | None = None,
+    eval_episodes: int = 100,
+    eval_seed: int = 10_000,
+) -> dict[str, Any]:
+    """Continue training ``model`` for ``steps`` environment steps under ``variant``; return the
+    evaluation return before and after, and the modulation's counters.
+
+    :param model: a model from :func:`tutorl.rl.evaluation.load_model` (a tutored algorithm
+        class, so the advice hook is present); it is trained in place.
+    :param game: the game.
+    :param table: the critical-state table (for ``random``: the random table already built).
+    :param variant: ``none``, ``A``, ``R``, ``RA`` or ``random`` (see the module docstring).
+    :param steps: environment steps of continued training.
+    :param seed: seed of the training envs and the model's randomness.
+    :param reward_scale: multiplier of the implicit reward (``R``, ``RA``, ``random``).
+    :param env_options: the game's env options (as in training).
+    :param eval_episodes: greedy evaluation episodes before and after (exact where the game
+        has an exact evaluator).
+    :param eval_seed: seed of the evaluation episodes (the same before and after).
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from tutorl.rl.evaluation import evaluate_model
+    from tutorl.rl.hooks import attach_advisor
+    from tutorl.rl.train import configure_threads
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of: {', '.join(VARIANTS)}")
+    configure_threads()
+    start = time.perf_counter()
+    options = {**game.options, **(env_options or {})}
+    before = evaluate_model(model, game, eval_episodes, eval_seed, env_options or {})
+    uses_rewards = variant in ("R", "RA", "random")
+    uses_actions = variant in ("A", "RA", "random")
+    wrappers: list[ImplicitRewardWrapper] = []
+
+    def make_env(**_: Any) -> gym.Env:
+        env = game.make(**options)
+        if uses_rewards:
+            env = ImplicitRewardWrapper(env, table, reward_scale)
+            wrappers.append(env)
+        return env
+
+    # The same number of envs as in training: on-policy buffers are sized by it.
+    env = make_vec_env(make_env, n_envs=model.n_envs, seed=seed)
+    model.set_env(env)
+    model.set_random_seed(seed)
+    advisor = TableAdvisor(game, table) if uses_actions else None
+    attach_advisor(model, game, advisor)
+    model.learn(total_timesteps=steps, reset_num_timesteps=False)
+    attach_advisor(model, game, None)
+    env.close()
+    after = evaluate_model(model, game, eval_episodes, eval_seed, env_options or {})
+    return {
+        "variant": variant,
+        "steps": steps,
+        "seed": seed,
+        "return_before": before.mean_return,
+        "return_after": after.mean_return,
+        "improvement": after.mean_return - before.mean_return,
+        "actions_replaced": advisor.advised if advisor else 0,
+        "illegal_suggestions": advisor.illegal if advisor else 0,
+        "reward_bonuses": sum(w.hits for w in wrappers),
+        "critical_states": len(table) if table is not None else 0,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def variants(names: Sequence[str]) -> list[str]:
+    """Validate variant names (case-insensitive ``a``/``r``/``ra`` accepted)."""
+    canonical = {v.lower(): v for v in VARIANTS}
+    out = []
+    for name in names:
+        if name.lower() not in canonical:
+            raise ValueError(f"unknown variant {name!r}; choose from: {', '.join(VARIANTS)}")
+        out.append(canonical[name.lower()])
+    return out
