@@ -44,6 +44,12 @@ class Game:
     :param default_steps: sensible training length for ``tutorl train``/``compare``.
     :param has_outcomes: True when episodes end in win/draw/loss (reported by ``evaluate``).
     :param rules: one paragraph of rules, for prompts and the README.
+    :param action_values: optional ``action_values(view) -> np.ndarray`` of shape
+        ``(n_actions,)``: the value of taking each action in that state when the expert plays
+        on afterwards, in the game's return units (NaN for illegal actions), so that
+        ``max(values) - values[a]`` is the value lost by playing ``a``. It is exact where the game
+        allows (Blackjack), a search value (Connect Four) or a documented proxy (Snake); each
+        game's expert is a maximiser of its values. Used to find an episode's critical steps.
     """
 
     name: str
@@ -60,6 +66,7 @@ class Game:
     has_outcomes: bool = False
     rules: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    action_values: Callable[[View], np.ndarray] | None = None
 
     @property
     def n_actions(self) -> int:

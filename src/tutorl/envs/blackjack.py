@@ -272,9 +272,15 @@ def _from_deal(
 
 
 @cache
+def _optimal_tables() -> tuple[dict, dict, dict]:
+    """Exact optimal value, win probability and action of every decision state (computed once)."""
+    return _backward(None, exact=True)
+
+
+@cache
 def _optimal(natural: bool, sab: bool) -> tuple[dict, Fraction, Fraction]:
     """Optimal actions (exact) and the exact optimal expected return and win probability."""
-    value, win, action = _backward(None, exact=True)
+    value, win, action = _optimal_tables()
     if natural or sab:
         # The decision states are solved for an ordinary soft 21, where sticking is optimal
         # (it never loses); a natural's stick payoff is even higher, so sticking stays optimal.
@@ -368,6 +374,46 @@ def expert(view: Any) -> int:
     if action is None:
         return HIT if total <= 11 else STICK
     return action
+
+
+@cache
+def _action_value_table() -> dict[tuple[int, int, int], tuple[float, float]]:
+    """Exact ``(stick, hit)`` values of every decision state (default rules), computed once.
+
+    Sticking is worth the stick table's expected reward; hitting is worth the expectation over
+    the next card of the optimal value of the resulting state (-1 for a bust), both from the
+    exact tables that :func:`expert` is derived from.
+    """
+    value = _optimal_tables()[0]
+    stick_value = _stick_tables(exact=True)[0]
+    probs = _card_probs(exact=True)
+    table: dict[tuple[int, int, int], tuple[float, float]] = {}
+    for state in _DECISION_STATES:
+        successors = [(p, _after_hit(state, c)) for c, p in probs.items()]
+        total, usable = state
+        for up in _DEALER_CARDS:
+            q_hit = sum(-p if nxt is None else p * value[(*nxt, up)] for p, nxt in successors)
+            table[total, up, usable] = (float(stick_value[total, up]), float(q_hit))
+    return table
+
+
+def action_values(view: Any) -> np.ndarray:
+    """Exact expected return of sticking and of hitting (then playing optimally), default rules.
+
+    The expert is their argmax (ties, which do not occur, go to sticking, as ``np.argmax`` does).
+    A bust total (the hand is over) is worth -1 whatever the action.
+
+    :param view: an observation ``[total, dealer card, usable ace]``.
+    :return: float array ``[value of stick, value of hit]``.
+    :raises ValueError: for a non-bust observation that cannot occur (e.g. a soft total below 12).
+    """
+    total, dealer, usable = _view_tuple(view)
+    if total > 21:
+        return np.array([-1.0, -1.0])
+    values = _action_value_table().get((total, dealer, usable))
+    if values is None:
+        raise ValueError(f"not a Blackjack decision state: {(total, dealer, usable)}")
+    return np.array(values)
 
 
 def _card_name(card: int) -> str:
@@ -502,4 +548,5 @@ GAME = Game(
     default_steps=100_000,
     has_outcomes=True,
     rules=RULES,
+    action_values=action_values,
 )

@@ -266,6 +266,49 @@ def _best_columns(pos: int, mask: int, depth: int) -> tuple[int, ...]:
     return tuple(sorted(ties))
 
 
+# Scores at least this large are forced results (a win within the 42 plies a game can last),
+# smaller ones are heuristic evaluations (at most a few hundred).
+_CONCLUSIVE = _WIN - ROWS * COLS - 1
+# Heuristic scores are squashed into (-1, 1) as h / (|h| + _VALUE_SCALE): a lead worth two
+# threats on the owner's parity rows (2 * 24 = 48) maps to 1/2. Over random positions half the
+# heuristic scores are within +-9 (values within +-0.16) and 90% within +-27 (+-0.36), so only
+# forced results come near +-1.
+_VALUE_SCALE = 2 * (_THREAT_WEIGHT + _PARITY_WEIGHT)
+
+
+def _score_value(score: int) -> float:
+    """A negamax score on the game's return scale: +1 forced win, -1 forced loss, 0 a draw (full
+    board), heuristic scores squashed strictly into (-1, 1), keeping their order."""
+    if score >= _CONCLUSIVE:
+        return 1.0
+    if score <= -_CONCLUSIVE:
+        return -1.0
+    return score / (abs(score) + _VALUE_SCALE)
+
+
+@lru_cache(maxsize=1 << 14)
+def _column_scores(pos: int, mask: int) -> tuple[int | None, ...]:
+    """Exact negamax score of playing each column (``None`` if full) for the player to move.
+
+    The search is the expert's: the same depth (:func:`_expert_depth`), the same negamax below the
+    move, a full window (so every column's score is exact, not a bound) and an immediate win
+    scored as in the search (``_WIN - 1``). The columns with the best score are
+    :func:`_best_columns` at that depth, which include the expert's move.
+    """
+    depth = _expert_depth(mask)
+    wins = _winning_cells(pos, mask) & _playable(mask)
+    scores: list[int | None] = []
+    for col in range(COLS):
+        if mask & _TOP_CELL[col]:
+            scores.append(None)
+        elif wins & _COL_MASK[col]:
+            scores.append(_WIN - 1)
+        else:
+            child_pos, child_mask = _play(pos, mask, col)
+            scores.append(-_negamax(child_pos, child_mask, depth - 1, -_INF, _INF, 1))
+    return tuple(scores)
+
+
 # --------------------------------------------------------------------------------------------
 # Functions of a view (for this game the view is the observation vector)
 # --------------------------------------------------------------------------------------------
@@ -360,6 +403,25 @@ def expert(view: View) -> int:
     :return: the column to play.
     """
     return _expert_move(*_bitboards(view))
+
+
+def action_values(view: View) -> np.ndarray:
+    """Value of each column for the agent (the player to move), on the game's return scale.
+
+    Each legal column gets the negamax score of playing it, searched as deep as the expert
+    searches (see :func:`_column_scores`), mapped to +1 when the search proves a win (an
+    immediate one included), -1 when it proves a loss, 0 for a draw, and otherwise the
+    heuristic score squashed into (-1, 1) by ``h / (|h| + 48)`` (48 = two threats on the
+    owner's parity rows; 0 also means "unknown"). Forced wins of different lengths all map to
+    +1, so the columns of maximal value include the expert's move and every other best column
+    (:func:`_best_columns`); when the maximum is not a forced result, they are exactly the best
+    columns.
+
+    :param view: the observation.
+    :return: float array of shape (7,), NaN for full columns.
+    """
+    scores = _column_scores(*_bitboards(view))
+    return np.array([np.nan if s is None else _score_value(s) for s in scores])
 
 
 def state_key(obs: np.ndarray) -> bytes:
@@ -571,4 +633,5 @@ GAME = Game(
     has_outcomes=True,
     rules=RULES,
     options={"opponent": "greedy", "agent_first": "random"},
+    action_values=action_values,
 )

@@ -485,6 +485,62 @@ def expert(view: dict[str, Any]) -> int:
     return best[1]
 
 
+def action_values(view: dict[str, Any]) -> np.ndarray:
+    """A proxy value of each relative move, in apples, ranked exactly as :func:`expert` ranks.
+
+    Snake has no exact value (the food appears at random), and its rewards are undiscounted: a
+    detour only costs time, while dying costs the -1 penalty and every future apple. The proxy
+    therefore puts every surviving move far above a fatal one and spreads the surviving moves
+    over less than half an apple:
+
+    * ``-1`` (the death penalty): the move kills the snake at once, or it traps it: it has no
+      safe path to the food (below) and afterwards the head can no longer reach the tail (the
+      expert's own safety check, with the time-aware BFS).
+    * ``1 - d / (4 size^2)``, in ``(3/4, 1)``: the move starts the shortest path to the food
+      (``d`` moves, this one included, by the expert's time-aware BFS) and that path is safe:
+      after eating, the head can still reach the tail (or the board is full).
+    * ``1/2 + k / (4 (k_max + 1))``, in ``(1/2, 3/4)``: the snake survives and keeps its tail
+      reachable but has no safe path to the food yet. ``k = 2 size * space - dist`` orders such
+      moves as the expert does: by the free space reachable after the move (flood fill), then by
+      the Manhattan distance from the new head to the food (``k_max = 2 size^3``).
+
+    So two surviving moves differ by less than 1/2 and a fatal move loses more than 3/2 against
+    any surviving one. The expert's move always has the maximal value (ties keep equal values).
+
+    :param view: a :meth:`SnakeEnv.tutor_view` dict.
+    :return: float array ``[straight, left, right]`` (every move is legal: no NaN).
+    """
+    size, heading, food = view["size"], view["heading"], view["food"]
+    nbrs = _neighbours(size)
+    snake = [r * size + c for r, c in view["snake"]]
+    length = len(snake)
+    food_cell = -1 if food is None else food[0] * size + food[1]
+    free_at = _free_at(snake)
+    k_max = 2 * size**3
+    values = np.full(3, -1.0)
+    for a in range(3):
+        n = nbrs[snake[0]][_turn(heading, a)]
+        if n < 0 or free_at.get(n, 0) > 1:
+            continue  # dies at once
+        if food_cell >= 0:
+            parent, _ = _bfs(n, 1, free_at, nbrs, target=food_cell)
+            if food_cell in parent:
+                path = [food_cell]
+                while path[-1] != n:
+                    path.append(parent[path[-1]])
+                after = (path + snake)[: length + 1]
+                if len(after) == size * size or _reaches_tail(after, nbrs):
+                    values[a] = 1.0 - len(path) / (4 * size * size)
+                    continue
+        after = [n, *snake] if n == food_cell else [n, *snake[:-1]]
+        if not _reaches_tail(after, nbrs):
+            continue  # trapped
+        _, space = _bfs(n, 0, _free_at(after), nbrs)
+        dist = abs(n // size - food[0]) + abs(n % size - food[1]) if food_cell >= 0 else 0
+        values[a] = 0.5 + (2 * size * space - dist) / (4 * (k_max + 1))
+    return values
+
+
 RULES = (
     "Snake on a square grid (10x10 by default; cells are (row, column), row 0 at the top). "
     "The snake starts with length 3 in the middle, heading in a random direction, and moves one "
@@ -516,4 +572,5 @@ GAME = Game(
     rules=RULES,
     # Twice the untutored PPO's time to threshold, so untutored runs also reach it.
     default_steps=100_000,
+    action_values=action_values,
 )

@@ -1,0 +1,185 @@
+"""The expert as a critical-step identifier: the reference that LLM identifications are scored by.
+
+ULTRA calls a step *critical* when the action taken there strongly changes the return that
+follows. With a game's :attr:`~tutorl.envs.base.Game.action_values` (the value of each action
+when the expert plays on afterwards) that is measurable: step ``t`` of an episode really was
+critical when the agent's action differs from the expert's and the value it lost,
+``max(values) - values[action]``, exceeds a threshold in the game's return units.
+
+* :func:`expert_critical_steps` finds those steps (the ground truth of an identification);
+* :func:`expert_suggestions` turns steps into what an LLM is asked for: the action to take and
+  an implicit reward judging the agent's action, from the expert (a strong LLM's stand-in);
+* :func:`precision_recall` scores a set of named steps against the true ones.
+
+.. code-block:: python
+
+    from tutorl.envs import get_game
+    from tutorl.ultra.expert import DEFAULT_THRESHOLDS, expert_critical_steps, precision_recall
+
+    game = get_game("blackjack")
+    views = [s.view for s in episode.steps]
+    actions = [s.action for s in episode.steps]
+    true = expert_critical_steps(game, views, actions, DEFAULT_THRESHOLDS[game.name])
+    scores = precision_recall({c.step for c in result.critical}, set(true))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import numpy as np
+
+from tutorl.envs.base import Game, View
+
+#: The value lost (in the game's return units) above which a deviation from the expert is a
+#: critical step.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    # Exact per-decision gaps |Q(hit) - Q(stick)|: 30 of the 280 decision states are close calls
+    # within 0.1 (hard 12-16 against the boundary dealer cards, soft 18), e.g. 12 vs 2 (0.039)
+    # or 16 vs 10 (0.006). A policy wrong in all 30 still returns -0.060 per hand (optimal
+    # -0.047), i.e. it passes the game's success threshold; the median gap is 0.32, and clear
+    # mistakes exceed 0.1: sticking on 12 vs 10 loses 0.155, hitting 20 vs 10 loses 1.29.
+    "blackjack": 0.1,
+    # Snake's proxy values (snake.action_values) spread every surviving move over less than 1/2
+    # and put a fatal or trapping move more than 3/2 below any surviving one: 0.5 flags exactly
+    # the moves that kill or trap the snake while a surviving move existed, not detours (an
+    # undiscounted game: a detour costs time, not apples).
+    "snake": 0.5,
+    # Connect Four values: +1/-1 forced results, heuristic scores squashed into (-1, 1). Losing
+    # more than half a game means throwing away a forced win, walking into a forced loss, or a
+    # heuristic swing of 32 (+16 to -16) to 48 (0 to -48) points, i.e. one to two threats on
+    # the owner's parity rows (24 each). Of 349 random deviations from the expert against the
+    # greedy opponent, 81 lost more than 0.5, 69 of them by a forced result.
+    "connect_four": 0.5,
+}
+
+#: The value given to an illegal action (NaN in ``action_values``): every game here treats an
+#: illegal move as a loss (Connect Four ends the game at -1), and no legal value is below -1.
+ILLEGAL_VALUE = -1.0
+
+
+def _values(game: Game, view: View) -> np.ndarray:
+    if game.action_values is None:
+        raise ValueError(f"game {game.name!r} defines no action_values")
+    values = np.asarray(game.action_values(view), dtype=float)
+    if values.shape != (game.n_actions,) or np.isnan(values).all():
+        raise ValueError(f"{game.name} action_values gave {values} for a state with no legal move")
+    return values
+
+
+def value_lost(game: Game, view: View, action: int) -> float:
+    """How much return ``action`` loses against the best action, the expert playing on after.
+
+    :param game: a game with ``action_values``.
+    :param view: the state, as the game's functions take it.
+    :param action: the action taken; an illegal one is worth :data:`ILLEGAL_VALUE`.
+    :return: ``max(values) - values[action]`` (0 for a best action), in the game's return units.
+    :raises ValueError: an action outside the action space, or no action values for ``game``.
+    """
+    values = _values(game, view)
+    action = int(action)
+    if not 0 <= action < len(values):
+        raise ValueError(f"action {action} is not one of {game.name}'s {len(values)} actions")
+    taken = values[action]
+    if np.isnan(taken):
+        taken = ILLEGAL_VALUE
+    return max(0.0, float(np.nanmax(values) - taken))
+
+
+def expert_critical_steps(
+    game: Game, views: Sequence[View], actions: Sequence[int], threshold: float
+) -> list[int]:
+    """The steps of an episode that really were critical.
+
+    Step ``t`` is critical when ``actions[t] != game.expert(views[t])`` and the value the agent's
+    action lost (:func:`value_lost`) exceeds ``threshold``. Both conditions matter: an action
+    tied with the expert's loses nothing, and with a threshold of 0 only the first one is left.
+
+    :param game: a game with ``action_values``.
+    :param views: the state of each step (``Step.view``).
+    :param actions: the action the agent took at each step.
+    :param threshold: value lost, in the game's return units, above which a deviation counts
+        (see :data:`DEFAULT_THRESHOLDS`).
+    :return: the critical step indices, increasing.
+    :raises ValueError: ``views`` and ``actions`` of different lengths, or a negative threshold.
+    """
+    if len(views) != len(actions):
+        raise ValueError(f"{len(views)} views but {len(actions)} actions")
+    if threshold < 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold}")
+    return [
+        t
+        for t, (view, action) in enumerate(zip(views, actions, strict=True))
+        if int(action) != int(game.expert(view)) and value_lost(game, view, action) > threshold
+    ]
+
+
+def expert_suggestions(
+    game: Game, views: Sequence[View], steps: Collection[int], *, actions: Sequence[int]
+) -> list[tuple[int, int, float]]:
+    """What the expert, standing in for a strong LLM, says about the given steps.
+
+    For each step: the expert's action and an *implicit reward* judging the agent's action,
+    ``-value_lost / 2`` clipped to ``[-1, 1]``. Every game's action values lie in ``[-1, 1]``,
+    so the value lost lies in ``[0, 2]`` and the reward in ``[-1, 0]``: 0 when the agent's action
+    is as good as the best, -1 when it turns a certain win into a certain loss; it is
+    proportional to the value lost, in half return units, the same scale in every game.
+
+    :param game: a game with ``action_values``.
+    :param views: the state of each step of the episode.
+    :param steps: the step indices to judge (e.g. :func:`expert_critical_steps`' answer).
+    :param actions: keyword-only: the agent's action at each step (the reward judges it).
+    :return: ``(step, expert action, implicit reward)`` per step, by increasing step.
+    :raises ValueError: a step outside the episode, or ``views`` and ``actions`` of different
+        lengths.
+    """
+    if len(views) != len(actions):
+        raise ValueError(f"{len(views)} views but {len(actions)} actions")
+    out = []
+    for t in sorted({int(s) for s in steps}):
+        if not 0 <= t < len(views):
+            raise ValueError(f"step {t} is outside the episode's {len(views)} steps")
+        lost = value_lost(game, views[t], actions[t])
+        reward = min(1.0, max(-1.0, -lost / 2)) + 0.0  # + 0.0: no -0.0
+        out.append((t, int(game.expert(views[t])), reward))
+    return out
+
+
+def precision_recall(predicted: Collection[int], true: Collection[int]) -> dict[str, Any]:
+    """Precision, recall and F1 of the steps an identifier named against the true critical steps.
+
+    Empty sets get explicit conventions: precision is undefined (``None``) when nothing was
+    predicted and recall is undefined (``None``) when nothing was truly critical. F1, the
+    harmonic mean ``2 tp / (2 tp + fp + fn)``, is then 0 when exactly one set is empty and 1
+    when both are (the identifier rightly named nothing). To pool episodes, sum the counts
+    rather than averaging the ratios.
+
+    :param predicted: the steps named (e.g. by an LLM).
+    :param true: the truly critical steps (:func:`expert_critical_steps`).
+    :return: ``precision``, ``recall``, ``f1`` (floats or ``None``), ``tp``, ``fp``, ``fn``,
+        ``n_predicted`` and ``n_true`` (ints).
+    """
+    pred, real = {int(s) for s in predicted}, {int(s) for s in true}
+    tp = len(pred & real)
+    fp, fn = len(pred) - tp, len(real) - tp
+    return {
+        "precision": tp / len(pred) if pred else None,
+        "recall": tp / len(real) if real else None,
+        "f1": 2 * tp / (2 * tp + fp + fn) if pred or real else 1.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "n_predicted": len(pred),
+        "n_true": len(real),
+    }
+
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "ILLEGAL_VALUE",
+    "expert_critical_steps",
+    "expert_suggestions",
+    "precision_recall",
+    "value_lost",
+]
