@@ -24,6 +24,7 @@ probability the model would have said something else. Scoring never "fails to pa
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,12 @@ class GenerateRequest:
     :param stop: Strings that end the generation (not included in the result).
     :param seed: Sampling seed: same request, same seed, same text.
     :param response_prefix: Text the answer starts with (not repeated in the result).
+    :param json_schema: A JSON Schema (as a JSON string) the generated text should match.
+        Backends that can constrain decoding do (llama.cpp grammars in process, the
+        endpoint's structured-output options over HTTP); others ignore it, so the caller must
+        still validate the text. It constrains the generated text only (after
+        ``response_prefix``). Stored in a canonical form: whitespace removed, key order kept
+        (property order decides the order in which a grammar makes the model write them).
     """
 
     prefix: str
@@ -118,6 +125,7 @@ class GenerateRequest:
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int = 0
     response_prefix: str = ""
+    json_schema: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", _as_str_tuple(self.stop, "stop"))
@@ -125,10 +133,16 @@ class GenerateRequest:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if not math.isfinite(self.temperature) or self.temperature < 0:
             raise ValueError(f"temperature must be finite and >= 0, got {self.temperature}")
+        if self.json_schema is not None:
+            object.__setattr__(self, "json_schema", canonical_schema(self.json_schema))
 
     def cache_payload(self) -> dict[str, Any]:
-        """Everything that determines the answer, for the response cache key."""
-        return {
+        """Everything that determines the answer, for the response cache key.
+
+        ``json_schema`` appears only when set, so requests without one keep the keys they had
+        before the field existed.
+        """
+        payload: dict[str, Any] = {
             "prefix": self.prefix,
             "text": self.text,
             "max_tokens": self.max_tokens,
@@ -137,6 +151,25 @@ class GenerateRequest:
             "seed": self.seed,
             "response_prefix": self.response_prefix,
         }
+        if self.json_schema is not None:
+            payload["json_schema"] = self.json_schema
+        return payload
+
+
+def canonical_schema(schema: str | dict[str, Any]) -> str:
+    """A JSON Schema as compact JSON text with its key order kept.
+
+    :param schema: The schema as a JSON string or a dict.
+    :raises ValueError: Not valid JSON, or not a JSON object.
+    """
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as exc:
+            raise ValueError(f"json_schema is not valid JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise ValueError("json_schema must be a JSON object")
+    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @runtime_checkable

@@ -11,7 +11,13 @@ tokens in the KV cache; ``Llama.eval`` first removes the cache from position ``n
 then decodes the new tokens at positions ``n_tokens..``; with ``logits_all=False`` only the
 last token's logits are computed and ``Llama.scores`` is not filled, so they are read with
 ``llama_get_logits_ith(ctx, -1)``. Generation goes through ``create_completion`` with a token
-list, whose ``generate`` does the same prefix matching.
+list, whose ``generate`` does the same prefix matching. A request's ``json_schema`` becomes a
+GBNF grammar (``llama_cpp.LlamaGrammar.from_json_schema``, llama.cpp's schema converter)
+passed as ``create_completion(grammar=...)``: the sampler chain then masks every token that
+would leave the grammar, at each step, before the greedy or seeded pick. The converter
+enforces types, ``enum``, ``const``, required properties, ``additionalProperties: false``,
+``maxItems`` and string ``maxLength``, but not numeric ``minimum``/``maximum``; callers still
+validate.
 
 Results must not depend on what the cache held before, and llama.cpp's CPU kernels give
 different numbers for a *one-token* batch than for a batch of two or more (measured on
@@ -104,6 +110,7 @@ class LlamaCppLLM:
         self.reuse_prefix = reuse_prefix
         self.n_batch = max(4, int(n_batch))
         self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}  # json_schema -> LlamaGrammar (converted once)
         try:
             # llama.cpp prints model-loading logs on the C side even with verbose=False
             # in some versions; keep the terminal clean unless asked.
@@ -284,12 +291,38 @@ class LlamaCppLLM:
             return out
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
-        """Generated text per request (greedy at ``temperature=0``, else seeded sampling)."""
+        """Generated text per request (greedy at ``temperature=0``, else seeded sampling),
+        grammar-constrained when the request has a ``json_schema``."""
         with self._lock:
             return [self._generate_one(r) for r in requests]
 
+    def _grammar(self, schema: str) -> Any:
+        """The llama.cpp grammar of a JSON Schema, converted once per schema."""
+        grammar = self._grammars.get(schema)
+        if grammar is None:
+            llama_cpp = _import_llama_cpp()
+            try:
+                grammar = llama_cpp.LlamaGrammar.from_json_schema(schema, verbose=False)
+            except Exception as exc:  # the converter raises assorted types on odd schemas
+                raise LLMError(f"cannot turn json_schema into a grammar: {exc!r}") from exc
+            # llama.cpp returns NULL for a grammar it cannot parse, and a NULL sampler in the
+            # chain would crash the process: try it once here.
+            probe = llama_cpp.llama_sampler_init_grammar(
+                self._llama._model.vocab,
+                grammar._grammar.encode("utf-8"),
+                grammar._root.encode("utf-8"),
+            )
+            if not probe:
+                raise LLMError("llama.cpp rejected the grammar made from json_schema")
+            llama_cpp.llama_sampler_free(probe)
+            if len(self._grammars) >= 32:
+                self._grammars.clear()
+            self._grammars[schema] = grammar
+        return grammar
+
     def _generate_one(self, r: GenerateRequest) -> str:
         llama = self._llama
+        grammar = self._grammar(r.json_schema) if r.json_schema is not None else None
         prompt = self.render(r.prefix, r.text, r.response_prefix)
         tokens = self.tokenize_prompt(prompt)
         n = len(tokens)
@@ -324,6 +357,7 @@ class LlamaCppLLM:
                 repeat_penalty=1.0,
                 stop=list(r.stop),
                 seed=r.seed,
+                grammar=grammar,
             )
         except Exception as exc:
             llama.reset()

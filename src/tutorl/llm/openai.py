@@ -20,6 +20,24 @@ is no larger), so scores stay finite and their exponentials still sum to at most
 with ``prompt_format`` when a request has a ``response_prefix`` (chat cannot portably
 pre-fill the assistant's answer).
 
+A request's ``json_schema`` asks the endpoint for structured output, trying in turn:
+
+* chat: ``response_format={"type": "json_schema", "json_schema": {"name", "schema",
+  "strict": true}}`` (OpenAI, vLLM, Ollama, llama.cpp's C++ server), then
+  ``response_format={"type": "json_object", "schema": ...}`` (llama-cpp-python's server, whose
+  request model only knows ``text``/``json_object``: it rejects the first form), then
+  nothing;
+* completions: ``grammar=<GBNF>``, the schema converted on this side with llama.cpp's own
+  converter (both llama.cpp servers constrain decoding with it), then nothing.
+
+A form the endpoint rejects (HTTP 400 or 422, or a 500 whose message names the field: that is
+how llama-cpp-python's server reports request-validation errors) is dropped at once, without
+the usual retries, and the request sent again with the next form; the first form that works is
+remembered in :attr:`OpenAICompatibleLLM.structured_output` for later requests. A form that
+fails for another reason (401, a timeout) raises as usual and changes nothing. An endpoint that
+silently ignores the field returns unconstrained text, which is why callers validate every
+answer.
+
 Failures raise :class:`~tutorl.llm.base.LLMError` subclasses: connection errors, timeouts,
 HTTP 429 and 5xx are retried a bounded number of times with exponential backoff, then raise
 :class:`~tutorl.llm.base.LLMUnavailableError`; HTTP 4xx and malformed answers raise
@@ -30,8 +48,10 @@ repr, an exception message or a file.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +70,13 @@ from tutorl.llm.base import (
 )
 
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+#: Statuses meaning "this request's form is not accepted" (FastAPI-based servers send 422).
+_REJECTED_STATUS = {400, 422}
+#: Structured-output forms tried in order, per endpoint (see the module docstring).
+_STRUCTURED_FORMS = {
+    "chat": ("json_schema", "json_object", "none"),
+    "completions": ("grammar", "none"),
+}
 
 
 class OpenAICompatibleLLM:
@@ -109,8 +136,13 @@ class OpenAICompatibleLLM:
             transport=transport,
             follow_redirects=False,
         )
-        #: Counters: HTTP attempts, retries, failures raised.
-        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+        #: Counters: HTTP attempts, retries, failures raised, structured-output forms the
+        #: endpoint rejected (each followed by a retry with the next form).
+        self.stats = {"requests": 0, "retries": 0, "failures": 0, "structured_rejected": 0}
+        #: The structured-output form used for requests with a ``json_schema``, per endpoint:
+        #: starts at the most standard one and moves down when the endpoint rejects it (set a
+        #: value to ``"none"`` to never send one).
+        self.structured_output = {kind: forms[0] for kind, forms in _STRUCTURED_FORMS.items()}
 
     def _api_key(self) -> str | None:
         # Read at each request and never stored: no attribute, repr, pickle or file can hold it.
@@ -135,7 +167,14 @@ class OpenAICompatibleLLM:
             text = text.replace(key, "***")
         return text
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any], rejects: str | None = None) -> dict[str, Any]:
+        """POST with bounded retries.
+
+        :param rejects: Name of an optional body field being tried: an answer saying the
+            request was not accepted (HTTP 400/422, or a 500 that names the field, which is
+            how llama-cpp-python's server reports a validation error) raises
+            :class:`_FormRejected` at once, without retries.
+        """
         url = f"{self.base_url}{path}"
         headers = {"Content-Type": "application/json"}
         key = self._api_key()
@@ -154,6 +193,14 @@ class OpenAICompatibleLLM:
             else:
                 if response.status_code < 400:
                     return self._parse_json(response, url)
+                if rejects is not None and _rejected(response, rejects):
+                    self.stats["structured_rejected"] += 1
+                    raise _FormRejected(
+                        response.status_code,
+                        self._redact(
+                            f"POST {url}: HTTP {response.status_code}: {_excerpt(response.text)}"
+                        ),
+                    )
                 if response.status_code not in _RETRY_STATUS:
                     self.stats["failures"] += 1
                     raise _HTTPStatus(
@@ -322,6 +369,51 @@ class OpenAICompatibleLLM:
         """Generated text per request (chat completions; see the module docstring)."""
         return [self._generate_one(r) for r in requests]
 
+    def _structured_fields(self, form: str, schema: str) -> dict[str, Any] | None:
+        """The body fields of one structured-output form, or None if it cannot be built."""
+        if form == "none":
+            return {}
+        if form == "grammar":
+            try:
+                from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+                return {"grammar": json_schema_to_gbnf(schema)}
+            except Exception:  # no llama-cpp-python, or a schema its converter cannot handle
+                return None
+        parsed = json.loads(schema)
+        if form == "json_object":
+            return {"response_format": {"type": "json_object", "schema": parsed}}
+        title = parsed.get("title") if isinstance(parsed.get("title"), str) else ""
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", title)[:64] or "response"
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": parsed, "strict": True},
+            }
+        }
+
+    def _post_structured(
+        self, kind: str, path: str, body: dict[str, Any], schema: str | None
+    ) -> dict[str, Any]:
+        """POST ``body``, with the endpoint's structured-output form when there is a schema."""
+        if schema is None:
+            return self._post(path, body)
+        forms = _STRUCTURED_FORMS[kind]
+        current = self.structured_output.get(kind, forms[0])
+        start = forms.index(current) if current in forms else len(forms) - 1
+        for form in forms[start:]:
+            fields = self._structured_fields(form, schema)
+            if fields is None:
+                continue
+            field = next(iter(fields), None)  # the one field this form adds (none: no field)
+            try:
+                data = self._post(path, {**body, **fields}, rejects=field)
+            except _FormRejected:
+                continue  # try the next form
+            self.structured_output[kind] = form
+            return data
+        raise AssertionError("unreachable: the last form is 'none'")  # pragma: no cover
+
     def _generate_one(self, r: GenerateRequest) -> str:
         common: dict[str, Any] = {
             "model": self.model,
@@ -334,11 +426,13 @@ class OpenAICompatibleLLM:
         try:
             if r.response_prefix:
                 prompt = self.prompt_format.render(r.prefix, r.text, r.response_prefix)
-                data = self._post("/completions", {**common, "prompt": prompt})
+                body = {**common, "prompt": prompt}
+                data = self._post_structured("completions", "/completions", body, r.json_schema)
                 text = data["choices"][0]["text"]
             else:
                 messages = [{"role": "user", "content": r.prefix + r.text}]
-                data = self._post("/chat/completions", {**common, "messages": messages})
+                body = {**common, "messages": messages}
+                data = self._post_structured("chat", "/chat/completions", body, r.json_schema)
                 text = data["choices"][0]["message"]["content"]
         except _HTTPStatus as exc:
             raise LLMResponseError(str(exc)) from None
@@ -370,6 +464,19 @@ class _HTTPStatus(LLMResponseError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _FormRejected(_HTTPStatus):
+    """Internal: the endpoint did not accept an optional field (a structured-output form)."""
+
+
+def _rejected(response: httpx.Response, field: str) -> bool:
+    """Whether an error answer says the request's optional ``field`` was not accepted."""
+    if response.status_code in _REJECTED_STATUS:
+        return True
+    # llama-cpp-python's server answers a request-validation error with HTTP 500 whose
+    # message names the offending field; a genuine server error does not name it.
+    return response.status_code == 500 and f"'{field}'" in response.text
 
 
 def _excerpt(text: str, n: int = 200) -> str:

@@ -6,8 +6,10 @@ Variants (ULTRA, arXiv 2505.20671, and its baselines):
 - ``A`` (ULTRA-A): at a critical state the table's suggested action is executed instead of the
   agent's. It goes through tutorl's advice hook, so the replay/rollout buffer stores the
   executed action and, for PPO/A2C, its log-probability under the current policy.
-- ``R`` (ULTRA-R): the implicit reward of a critical state, times ``reward_scale``, is added to
-  the reward of every step taken from that state; every other reward is untouched.
+- ``R`` (ULTRA-R): the implicit reward judges the action the agent took at a critical state
+  (−1: a clear mistake … +1: clearly right). When the agent takes that judged action there
+  again, the implicit reward times ``reward_scale`` is added to the step's reward; every other
+  reward is untouched. (An entry without a judged action applies to any action.)
 - ``RA`` (ULTRA-RA): both.
 - ``random``: the random-critical-states ablation: ``RA`` with a table of as many states drawn
   at random from the same episodes, random legal actions and shuffled rewards.
@@ -71,7 +73,8 @@ class TableAdvisor:
 
 class ImplicitRewardWrapper(gym.Wrapper):
     """Adds ``reward_scale × implicit reward`` to the reward of a step taken from a critical
-    state (looked up by the observation the agent acted on); other rewards are unchanged.
+    state (looked up by the observation the agent acted on) with the judged action (see the
+    module docstring); other rewards are unchanged.
 
     ``info["implicit_reward"]`` holds the added amount (0.0 off critical states).
     """
@@ -92,7 +95,8 @@ class ImplicitRewardWrapper(gym.Wrapper):
         entry = self.table.lookup(self._obs)
         obs, reward, terminated, truncated, info = self.env.step(action)
         bonus = 0.0
-        if entry is not None:
+        judged = entry is not None and entry.judged_action in (None, int(action))
+        if judged:
             bonus = self.reward_scale * float(entry.reward)
             self.hits += 1
         self._obs = obs

@@ -48,12 +48,15 @@ class Entry:
     :param source: who identified the state: ``"llm"``, ``"expert"`` or ``"random"`` (the
         ablation); other labels are accepted for other identifiers.
     :param rationale: the identifier's explanation, if any.
+    :param judged_action: the action the agent took at this step in its episode, which the
+        implicit reward judges (−1: a clear mistake, +1: clearly right); ``None`` if unknown.
     """
 
     action: int | None
     reward: float
     source: str
     rationale: str = ""
+    judged_action: int | None = None
 
     def __post_init__(self) -> None:
         reward = float(self.reward)
@@ -62,6 +65,8 @@ class Entry:
         self.reward = min(1.0, max(-1.0, reward))
         if self.action is not None:
             self.action = int(self.action)
+        if self.judged_action is not None:
+            self.judged_action = int(self.judged_action)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +74,7 @@ class Entry:
             "reward": self.reward,
             "source": self.source,
             "rationale": self.rationale,
+            "judged_action": self.judged_action,
         }
 
 
@@ -312,7 +318,13 @@ class CriticalTable:
             table = cls(game=game, mode=data["mode"], key_fn=key_fn, radius=data["radius"])
             for item in data["entries"]:
                 obs = np.asarray(item["obs"], dtype=np.dtype(item["dtype"]))
-                entry = Entry(item["action"], item["reward"], item["source"], item["rationale"])
+                entry = Entry(
+                    item["action"],
+                    item["reward"],
+                    item["source"],
+                    item["rationale"],
+                    item.get("judged_action"),
+                )
                 if table.mode == "exact":
                     table.add(obs, entry)
                 else:  # already resolved when saved: keep every stored state as it was
@@ -337,9 +349,10 @@ class CriticalTable:
         state is picked with probability proportional to how often the episodes visit it, as
         when sampling steps uniformly, but without repeats. Each gets a uniformly random legal
         action of its step and a reward drawn uniformly (with replacement) from the rewards of
-        ``table``'s entries, so the random table has the original's reward distribution;
-        source ``"random"``. Same mode, key function and radius as ``table``. If the episodes
-        hold fewer distinct states than ``table`` has entries, the result is smaller.
+        ``table``'s entries, so the random table has the original's reward distribution, judging
+        the action the agent took at that step; source ``"random"``. Same mode, key function
+        and radius as ``table``. If the episodes hold fewer distinct states than ``table`` has
+        entries, the result is smaller.
 
         :param table: the table to imitate.
         :param episodes: the episodes to draw states from.
@@ -359,7 +372,8 @@ class CriticalTable:
             if step.obs in out:
                 continue
             action = int(rng.choice(step.legal)) if step.legal else None
-            out.add(step.obs, Entry(action, float(rng.choice(rewards)), "random"))
+            reward = float(rng.choice(rewards))
+            out.add(step.obs, Entry(action, reward, "random", judged_action=step.action))
         return out
 
     def __repr__(self) -> str:
