@@ -465,6 +465,59 @@ def _write_report(out: Path, reps: int = 2000, tutor_eval: list[Path] | None = N
 
 
 @app.command()
+def ultra(
+    env: EnvOpt,
+    algo: AlgoOpt,
+    out: Annotated[Path, typer.Option(help="Folder for agents, episodes, tables, results.")],
+    model: Annotated[
+        Path | None, typer.Option(help="A model.zip to refine (default: train a weak one).")
+    ] = None,
+    train_steps: Annotated[int, typer.Option(help="Steps of the weak agent's training.")] = 5000,
+    episodes: Annotated[int, typer.Option(help="Episodes of the agent to analyse.")] = 20,
+    identifier: Annotated[
+        list[str] | None, typer.Option(help="llm and/or expert (default: both).")
+    ] = None,
+    variant: Annotated[
+        list[str] | None, typer.Option(help="none, A, R, RA, random (default: all).")
+    ] = None,
+    refine_steps: Annotated[int, typer.Option(help="Steps of continued training.")] = 5000,
+    reward_scale: Annotated[float, typer.Option(help="Multiplier of implicit rewards.")] = 1.0,
+    seeds: Annotated[int, typer.Option(help="Seeds (agents) to repeat everything for.")] = 3,
+    eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes.")] = 100,
+    llm_model: LLMModelOpt = None,
+    llm_url: LLMUrlOpt = None,
+    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    env_option: EnvOptionOpt = None,
+) -> None:
+    """ULTRA: name an agent's critical states (LLM or expert), refine it, compare variants."""
+    from tutorl.ultra.pipeline import UltraConfig, run_ultra
+
+    try:
+        config = UltraConfig(
+            env=env,
+            algo=algo,
+            model=str(model) if model else None,
+            train_steps=train_steps,
+            episodes=episodes,
+            identifiers=identifier or ["expert", "llm"],
+            variants=variant or ["none", "A", "R", "RA", "random"],
+            refine_steps=refine_steps,
+            reward_scale=reward_scale,
+            seeds=seeds,
+            eval_episodes=eval_episodes,
+            llm=llm_model,
+            llm_url=llm_url,
+            llm_api_key_env=llm_api_key_env,
+            env_options=_parse_env_options(env_option),
+        )
+    except ValidationError as error:
+        raise UserError(_validation_message(error)) from None
+    run_ultra(config, out, on_progress=lambda text: console.print(text, highlight=False))
+    console.print((out / "ultra.md").read_text(), highlight=False, markup=False)
+    console.print(f"results: {out / 'ultra.json'}")
+
+
+@app.command()
 def evaluate(
     env: EnvOpt,
     policy: Annotated[

@@ -146,6 +146,11 @@ def expert_suggestions(
     return out
 
 
+def _item(step: Any) -> Any:
+    # Steps are ints (numpy ints included), or (episode, step) pairs when pooling episodes.
+    return tuple(int(x) for x in step) if isinstance(step, tuple | list) else int(step)
+
+
 def precision_recall(predicted: Collection[int], true: Collection[int]) -> dict[str, Any]:
     """Precision, recall and F1 of the steps an identifier named against the true critical steps.
 
@@ -155,12 +160,12 @@ def precision_recall(predicted: Collection[int], true: Collection[int]) -> dict[
     when both are (the identifier rightly named nothing). To pool episodes, sum the counts
     rather than averaging the ratios.
 
-    :param predicted: the steps named (e.g. by an LLM).
+    :param predicted: the steps named (e.g. by an LLM): ints, or ``(episode, step)`` pairs.
     :param true: the truly critical steps (:func:`expert_critical_steps`).
     :return: ``precision``, ``recall``, ``f1`` (floats or ``None``), ``tp``, ``fp``, ``fn``,
         ``n_predicted`` and ``n_true`` (ints).
     """
-    pred, real = {int(s) for s in predicted}, {int(s) for s in true}
+    pred, real = {_item(s) for s in predicted}, {_item(s) for s in true}
     tp = len(pred & real)
     fp, fn = len(pred) - tp, len(real) - tp
     return {

@@ -1,0 +1,402 @@
+"""``tutorl ultra``: identify critical states, refine, evaluate — over several seeds.
+
+Per seed ``k`` the folder ``OUT/seed<k>/`` receives, each written once and atomically (a rerun
+resumes where a kill stopped it):
+
+1. ``agent.zip``: the sub-optimal agent (trained for ``train_steps`` with seed ``k``, or the
+   model file given).
+2. ``episodes.jsonl``: its greedy episodes.
+3. ``<identifier>/identification.json`` and ``table.json``: the critical steps named by the
+   ``llm`` (the episodes as numbered text, structured output, validated) or by the ``expert``
+   identifier (the steps where the agent's action lost more than a threshold of value; the
+   stand-in for a strong LLM), with precision/recall against the expert's critical steps, and
+   the lookup table built from them; ``random-table.json`` for the ablation.
+4. ``<identifier>/<variant>.json``: continued training from ``agent.zip`` under each variant
+   (``none`` is shared by the identifiers: it uses no table), return before and after.
+
+``OUT/ultra.json`` and ``OUT/ultra.md`` then hold the table over seeds: return before and after
+refinement (mean with a 95% bootstrap interval), the improvement, and the probability that a
+variant's seed ends above a ``none`` seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tutorl._io import atomic_write_json, atomic_write_text
+from tutorl.envs import game_names, get_game
+from tutorl.ultra.refine import VARIANTS, variants
+
+
+class UltraConfig(BaseModel):
+    """Everything that defines an ULTRA experiment (validated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str
+    algo: Literal["dqn", "ppo", "a2c"]
+    model: str | None = None  # a model.zip from tutorl train; None: train a sub-optimal one
+    train_steps: int = Field(5_000, gt=0)
+    episodes: int = Field(20, gt=0)
+    max_episode_steps: int = Field(500, gt=0)
+    identifiers: list[Literal["llm", "expert"]] = Field(
+        default_factory=lambda: ["expert", "llm"], min_length=1
+    )
+    variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
+    refine_steps: int = Field(5_000, gt=0)
+    reward_scale: float = Field(1.0, ge=0)
+    seeds: int = Field(3, ge=1)
+    eval_episodes: int = Field(100, gt=0)
+    threshold: float | None = Field(None, ge=0)  # expert's value-lost threshold
+    chunk_tokens: int = Field(1200, ge=200)
+    max_critical: int = Field(5, ge=1, le=10)
+    env_options: dict[str, Any] = Field(default_factory=dict)
+    llm: str | None = None
+    llm_url: str | None = None
+    llm_api_key_env: str = "OPENAI_API_KEY"
+
+    @field_validator("env")
+    @classmethod
+    def _known_env(cls, value: str) -> str:
+        if value not in game_names():
+            raise ValueError(f"unknown env {value!r}; known envs: {', '.join(game_names())}")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: list[str]) -> list[str]:
+        return variants(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> UltraConfig:
+        if self.model is not None and not Path(self.model).is_file():
+            raise ValueError(f"model file not found: {self.model}")
+        if "expert" in self.identifiers and get_game(self.env).action_values is None:
+            raise ValueError(f"{self.env} has no action values: the expert identifier needs them")
+        if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
+            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
+        return self
+
+
+def _save_model(model: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _agent(config: UltraConfig, seed: int, folder: Path) -> Path:
+    path = folder / "agent.zip"
+    if path.exists():
+        return path
+    if config.model is not None:
+        from tutorl.rl.evaluation import load_model
+
+        _save_model(load_model(config.model), path)
+        return path
+    from tutorl.ultra.trajectories import train_suboptimal
+
+    model = train_suboptimal(
+        config.env, config.algo, config.train_steps, seed, env_options=config.env_options
+    )
+    _save_model(model, path)
+    return path
+
+
+def _episodes(config: UltraConfig, seed: int, folder: Path, agent: Path):
+    from tutorl.rl.evaluation import load_model
+    from tutorl.ultra.trajectories import collect, load_episodes, save_episodes
+
+    game = get_game(config.env)
+    path = folder / "episodes.jsonl"
+    if path.exists():
+        return load_episodes(path, game)
+    episodes = collect(
+        game,
+        load_model(agent),
+        config.episodes,
+        seed=1_000 * (seed + 1),  # not the evaluation seeds
+        env_options=config.env_options,
+        max_steps=config.max_episode_steps,
+    )
+    save_episodes(episodes, path)
+    return episodes
+
+
+def _true_critical(config: UltraConfig, episodes) -> list[set[int]] | None:
+    from tutorl.ultra.expert import DEFAULT_THRESHOLDS, expert_critical_steps
+
+    game = get_game(config.env)
+    if game.action_values is None:
+        return None
+    threshold = config.threshold
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLDS.get(config.env, 0.1)
+    return [
+        set(
+            expert_critical_steps(
+                game, [s.view for s in e.steps], [s.action for s in e.steps], threshold
+            )
+        )
+        for e in episodes
+    ]
+
+
+def _identify(config: UltraConfig, identifier: str, episodes, llm: Any) -> dict[str, Any]:
+    """Critical steps as ``(episode, step, action, reward, rationale)`` and the counters."""
+    from tutorl.ultra.expert import expert_suggestions
+
+    game = get_game(config.env)
+    true = _true_critical(config, episodes)
+    start = time.perf_counter()
+    named: list[tuple[int, int, int, float, str]] = []
+    counters: dict[str, Any] = {}
+    if identifier == "expert":
+        assert true is not None
+        for e, (episode, steps) in enumerate(zip(episodes, true, strict=True)):
+            views = [s.view for s in episode.steps]
+            actions = [s.action for s in episode.steps]
+            for t, action, reward in expert_suggestions(game, views, steps, actions=actions):
+                named.append((e, t, action, reward, "expert: value lost"))
+    else:
+        from tutorl.ultra.identify import identify
+        from tutorl.ultra.text import chunk_episode
+
+        chunks, owner = [], []
+        for e, episode in enumerate(episodes):
+            for chunk in chunk_episode(game, episode, max_tokens=config.chunk_tokens):
+                chunks.append(chunk)
+                owner.append(e)
+        result = identify(llm, game, chunks, max_critical=config.max_critical)
+        for c in result.critical:
+            named.append((owner[c.chunk], c.step, c.action, c.reward, c.rationale))
+        counters = result.counters()
+    record: dict[str, Any] = {
+        "identifier": identifier,
+        "critical": [list(item) for item in named],
+        "counters": counters,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if true is not None:
+        from tutorl.ultra.expert import precision_recall
+
+        predicted = {(e, t) for e, t, *_ in named}
+        truth = {(e, t) for e, steps in enumerate(true) for t in steps}
+        record["quality"] = precision_recall(predicted, truth)
+    return record
+
+
+def _tables(config: UltraConfig, record: dict[str, Any], episodes, seed: int):
+    from tutorl.ultra.table import CriticalTable, Entry
+
+    game = get_game(config.env)
+    table = CriticalTable(game=game)
+    source = "expert" if record["identifier"] == "expert" else "llm"
+    for e, t, action, reward, rationale in record["critical"]:
+        step = episodes[e].steps[t]
+        entry = Entry(action, reward, source, rationale, judged_action=step.action)
+        table.add(step.obs, entry)
+    return table, CriticalTable.random_like(table, episodes, seed=seed)
+
+
+def _make_llm(config: UltraConfig) -> Any:
+    from tutorl.llm import DEFAULT_MODEL, make_llm
+
+    return make_llm(
+        config.llm or DEFAULT_MODEL, config.llm_url, cache=True, api_key_env=config.llm_api_key_env
+    )
+
+
+def run_ultra(
+    config: UltraConfig, out: Path, on_progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run (or resume) the experiment into ``out``; return the summary (also in ``ultra.json``)."""
+    from tutorl.rl.evaluation import load_model
+    from tutorl.rl.train import configure_threads
+    from tutorl.ultra.refine import refine
+    from tutorl.ultra.table import CriticalTable
+
+    configure_threads()
+    say = on_progress or (lambda _: None)
+    out.mkdir(parents=True, exist_ok=True)
+    stored = out / "config.json"
+    if stored.exists():
+        if UltraConfig.model_validate_json(stored.read_text()) != config:
+            raise ValueError(
+                f"{out} holds an ULTRA run of another configuration; use another --out"
+            )
+    else:
+        atomic_write_json(stored, config.model_dump())
+    game = get_game(config.env)
+    llm = _make_llm(config) if "llm" in config.identifiers else None
+    for seed in range(config.seeds):
+        folder = out / f"seed{seed}"
+        folder.mkdir(exist_ok=True)
+        agent = _agent(config, seed, folder)
+        episodes = _episodes(config, seed, folder, agent)
+        say(f"seed {seed}: agent and {len(episodes)} episodes ready")
+        for identifier in config.identifiers:
+            sub = folder / identifier
+            ident_path = sub / "identification.json"
+            if ident_path.exists():
+                record = json.loads(ident_path.read_text())
+            else:
+                record = _identify(config, identifier, episodes, llm)
+                atomic_write_json(ident_path, record)
+            if not (sub / "table.json").exists():
+                table, random_table = _tables(config, record, episodes, seed)
+                random_table.save(sub / "random-table.json")
+                table.save(sub / "table.json")
+            say(f"seed {seed}: {identifier} named {len(record['critical'])} critical steps")
+            for variant in config.variants:
+                path = (folder if variant == "none" else sub) / f"{variant}.json"
+                if path.exists():
+                    continue
+                name = "random-table.json" if variant == "random" else "table.json"
+                table = CriticalTable.load(sub / name, game=game)
+                result = refine(
+                    load_model(agent),
+                    game,
+                    table,
+                    variant,
+                    config.refine_steps,
+                    seed=seed,
+                    reward_scale=config.reward_scale,
+                    env_options=config.env_options,
+                    eval_episodes=config.eval_episodes,
+                )
+                atomic_write_json(path, result)
+                say(
+                    f"seed {seed}: {identifier}/{variant}: return {result['return_before']:.3f}"
+                    f" -> {result['return_after']:.3f}"
+                )
+    summary = summarise(out, config)
+    atomic_write_json(out / "ultra.json", summary)
+    atomic_write_text(out / "ultra.md", markdown(summary))
+    return summary
+
+
+def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
+    """Return before and after refinement over seeds, per identifier and variant."""
+    from tutorl.experiments import stats
+
+    rows = []
+    for identifier in config.identifiers:
+        for variant in config.variants:
+            results, quality, counters, sizes = [], [], [], []
+            for seed in range(config.seeds):
+                folder = out / f"seed{seed}"
+                path = (folder if variant == "none" else folder / identifier) / f"{variant}.json"
+                if path.exists():
+                    results.append(json.loads(path.read_text()))
+                ident = folder / identifier / "identification.json"
+                if ident.exists():
+                    record = json.loads(ident.read_text())
+                    quality.append(record.get("quality") or {})
+                    counters.append(record.get("counters") or {})
+                    sizes.append(len(record["critical"]))
+            before = np.array([r["return_before"] for r in results], dtype=float)
+            after = np.array([r["return_after"] for r in results], dtype=float)
+            row: dict[str, Any] = {
+                "identifier": identifier,
+                "variant": variant,
+                "seeds": len(results),
+                "before": stats.interval(before),
+                "after": stats.interval(after),
+                "improvement": stats.interval(after - before),
+                "critical_steps": float(np.mean(sizes)) if sizes else None,
+                "actions_replaced": float(np.mean([r["actions_replaced"] for r in results]))
+                if results
+                else None,
+                "reward_bonuses": float(np.mean([r["reward_bonuses"] for r in results]))
+                if results
+                else None,
+            }
+            tp = sum(q.get("tp", 0) for q in quality)
+            fp = sum(q.get("fp", 0) for q in quality)
+            fn = sum(q.get("fn", 0) for q in quality)
+            row["precision"] = tp / (tp + fp) if tp + fp else None
+            row["recall"] = tp / (tp + fn) if tp + fn else None
+            row["skipped_chunks"] = sum(c.get("skipped", 0) for c in counters)
+            row["chunks"] = sum(c.get("chunks", 0) for c in counters)
+            rows.append(row)
+    # P(a variant's seed ends above a `none` seed), per identifier.
+    for row in rows:
+        none = next(
+            (r for r in rows if r["identifier"] == row["identifier"] and r["variant"] == "none"),
+            None,
+        )
+        row["p_beats_none"] = None
+        if none is not None and row["variant"] != "none" and row["seeds"] and none["seeds"]:
+            mine = _afters(out, config, row["identifier"], row["variant"])
+            theirs = _afters(out, config, row["identifier"], "none")
+            row["p_beats_none"] = stats.probability_of_improvement(mine, theirs)
+    return {"config": config.model_dump(), "rows": rows}
+
+
+def _afters(out: Path, config: UltraConfig, identifier: str, variant: str) -> np.ndarray:
+    values = []
+    for seed in range(config.seeds):
+        folder = out / f"seed{seed}"
+        path = (folder if variant == "none" else folder / identifier) / f"{variant}.json"
+        if path.exists():
+            values.append(json.loads(path.read_text())["return_after"])
+    return np.array(values, dtype=float)
+
+
+def _interval(value: Any) -> str:
+    point, low, high = value
+    if point is None:
+        return "—"
+    if low is None:
+        return f"{point:.3f}"
+    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The summary as a Markdown table (``ultra.md``)."""
+    config = summary["config"]
+    agent = config["model"] or "{:,} training steps".format(config["train_steps"])
+    lines = [
+        f"# ULTRA: {config['env']} · {config['algo']}",
+        "",
+        f"Sub-optimal agent: {agent}; "
+        f"{config['episodes']} episodes per seed; refinement {config['refine_steps']:,} steps; "
+        f"reward scale {config['reward_scale']:g}; {config['seeds']} seeds. Returns: greedy "
+        f"evaluation on {config['eval_episodes']} episodes (exact for Blackjack); "
+        "[low, high]: 95% bootstrap interval over seeds.",
+        "",
+        "| identifier | variant | seeds | return before | return after | improvement "
+        "| P(beats none) | critical steps / seed | precision | recall | chunks skipped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
+    for row in summary["rows"]:
+        p = row["p_beats_none"]
+        lines.append(
+            f"| {row['identifier']} | {row['variant']} | {row['seeds']} "
+            f"| {_interval(row['before'])} | {_interval(row['after'])} "
+            f"| {_interval(row['improvement'])} "
+            f"| {'—' if p is None else _interval(p)} | {fmt(row['critical_steps'])} "
+            f"| {fmt(row['precision'])} | {fmt(row['recall'])} "
+            f"| {row['skipped_chunks']}/{row['chunks']} |"
+        )
+    lines.append("")
+    lines.append(
+        "Variants: none = continued training; A = the suggested action executed at critical "
+        "states; R = the implicit reward added when the judged action is taken there; RA = "
+        "both; random = RA with random critical states. Precision/recall: the identifier's "
+        "critical steps against the expert's (steps where the agent's action lost more than "
+        "the threshold of value)."
+    )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,85 @@
+"""`tutorl ultra` end to end on Blackjack: a weak DQN agent, the expert and the real embedded
+LLM as identifiers, refinement, the summary; resumable; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tutorl.ultra.pipeline import UltraConfig, run_ultra
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+
+@pytest.mark.slow
+def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUTORL_CACHE", str(tmp_path / "cache.sqlite"))
+    config = UltraConfig(
+        env="blackjack",
+        algo="dqn",
+        train_steps=800,
+        episodes=4,
+        identifiers=["expert", "llm"],
+        variants=["none", "A", "random"],
+        refine_steps=400,
+        seeds=1,
+        eval_episodes=10,
+        max_critical=2,
+    )
+    out = tmp_path / "ultra"
+    summary = run_ultra(config, out)
+    seed = out / "seed0"
+    for name in ("agent.zip", "episodes.jsonl", "none.json"):
+        assert (seed / name).exists()
+    for identifier in ("expert", "llm"):
+        for name in ("identification.json", "table.json", "random-table.json", "A.json"):
+            assert (seed / identifier / name).exists()
+    rows = {(r["identifier"], r["variant"]): r for r in summary["rows"]}
+    assert len(rows) == 6
+    expert = rows[("expert", "A")]
+    if expert["critical_steps"]:  # the expert names exactly the expert's critical steps
+        assert expert["precision"] == 1.0 and expert["recall"] == 1.0
+    llm = json.loads((seed / "llm" / "identification.json").read_text())
+    assert llm["counters"]["chunks"] >= 4  # one chunk per short Blackjack episode at least
+    assert llm["counters"]["valid"] + llm["counters"]["skipped"] == llm["counters"]["chunks"]
+    # Every variant starts from the same agent: the same return before refinement.
+    befores = {r["before"][0] for r in summary["rows"]}
+    assert len(befores) == 1
+    table = (out / "ultra.md").read_text()
+    assert "| llm | A | 1 |" in table and "| expert | random | 1 |" in table
+
+    # Resuming redoes nothing.
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if p.name != "ultra.json"}
+    again = run_ultra(config, out)
+    assert json.dumps(again["rows"]) == json.dumps(summary["rows"])
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+    # Another configuration in the same folder is refused.
+    with pytest.raises(ValueError, match="another configuration"):
+        run_ultra(config.model_copy(update={"refine_steps": 999}), out)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "chess", "--algo", "dqn"], "unknown env 'chess'"),
+        (["--env", "blackjack", "--algo", "dqn", "--model", "missing.zip"], "model file not"),
+        (["--env", "blackjack", "--algo", "dqn", "--variant", "B"], "unknown variant"),
+        (["--env", "blackjack", "--algo", "dqn", "--identifier", "oracle"], "identifiers"),
+        (["--env", "blackjack", "--algo", "dqn", "--seeds", "0"], "seeds"),
+    ],
+)
+def test_ultra_bad_input_is_one_line(tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "tutorl.cli", "ultra", *args, "--out", str(tmp_path / "u")],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
