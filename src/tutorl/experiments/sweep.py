@@ -32,9 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tutorl.envs import game_names, get_game
 from tutorl.rl.train import RunConfig
 
-#: Convergence tolerance (return units) per game when the sweep file does not set one:
-#: about 2-5% of the range between a random and an expert policy's return.
-DEFAULT_TOLERANCE = {"blackjack": 0.02, "snake": 1.0, "connect_four": 0.1}
+#: Convergence tolerance (return units) per game when the sweep file does not set one: a few
+#: per cent of the range between a random and an expert policy's return, and above the noise of
+#: a smoothed evaluation. Snake's was 1 apple at first: in the paper-local sweep half the runs
+#: then never "converged" because the 20-episode evaluation mean itself moves by about that much
+#: (standard error ~1 apple); 2 apples is about three smoothed standard errors.
+DEFAULT_TOLERANCE = {"blackjack": 0.02, "snake": 2.0, "connect_four": 0.1}
 
 _RUN_FIELDS = set(RunConfig.model_fields)
 # Fields the grid itself sets; a sweep file sets them through its axes, not through defaults.
