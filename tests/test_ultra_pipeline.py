@@ -52,8 +52,20 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     table = (out / "ultra.md").read_text()
     assert "| llm | A | 1 |" in table and "| expert | random | 1 |" in table
 
+    from tutorl.ultra.report import write_ultra_report
+
+    paths = write_ultra_report(out)
+    html = paths["ultra.html"].read_text()
+    assert html.count("data:image/png;base64,") == 1 and "<script" not in html
+    assert "<td>llm</td>" in html and "<td>random</td>" in html
+    assert paths["ultra.png"].read_bytes()[:4] == b"\x89PNG"
+
     # Resuming redoes nothing.
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if p.name != "ultra.json"}
+    stamps = {
+        p: p.stat().st_mtime_ns
+        for p in out.rglob("*.json")
+        if p.name != "ultra.json" and "report" not in p.parts
+    }
     again = run_ultra(config, out)
     assert json.dumps(again["rows"]) == json.dumps(summary["rows"])
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())

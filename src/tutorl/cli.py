@@ -430,14 +430,17 @@ def sweep(
 
 @app.command("report")
 def report_cmd(
-    out: Annotated[Path, typer.Argument(help="A sweep folder (tutorl sweep ... --out OUT).")],
+    out: Annotated[
+        Path, typer.Argument(help="A folder of tutorl sweep or tutorl ultra (their --out).")
+    ],
     reps: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 2000,
     tutor_eval: Annotated[
         list[Path] | None,
         typer.Option(help="tutor-eval JSON results to show beside the in-training agreement."),
     ] = None,
 ) -> None:
-    """Write the sweep's report: Markdown, self-contained HTML, curves and a CSV of every number."""
+    """Write the report of a sweep (or of a tutorl ultra folder): Markdown, self-contained HTML,
+    figures and a CSV of every number."""
     if reps < 100:
         raise UserError(f"--reps must be >= 100, got {reps}")
     _write_report(out, reps, tutor_eval or [])
@@ -446,6 +449,13 @@ def report_cmd(
 def _write_report(out: Path, reps: int = 2000, tutor_eval: list[Path] | None = None) -> None:
     from tutorl.experiments.metrics import METRIC_DEFINITIONS, load_results, tutor_eval_table
     from tutorl.experiments.report import write_report
+
+    if (out / "ultra.json").is_file():  # a tutorl ultra folder
+        from tutorl.ultra.report import write_ultra_report
+
+        paths = write_ultra_report(out)
+        console.print("report: " + ", ".join(str(p) for p in paths.values()))
+        return
 
     runs, curves, spec = load_results(out)
     done = int((runs["status"] == "done").sum())
@@ -514,7 +524,7 @@ def ultra(
         raise UserError(_validation_message(error)) from None
     run_ultra(config, out, on_progress=lambda text: console.print(text, highlight=False))
     console.print((out / "ultra.md").read_text(), highlight=False, markup=False)
-    console.print(f"results: {out / 'ultra.json'}")
+    _write_report(out)
 
 
 @app.command()

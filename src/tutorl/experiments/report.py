@@ -876,3 +876,11 @@ def write_report(
         atomic_write_text(folder / rel, text)
         written[rel] = folder / rel
     return written
+
+
+# Public names of the document model, for other reports built from the same blocks
+# (``tutorl.ultra.report``): a block list renders to the same Markdown and offline HTML.
+Block = _Block
+Table = _Table
+render_markdown = _markdown
+render_html = _html
