@@ -494,6 +494,9 @@ def ultra(
     reward_scale: Annotated[float, typer.Option(help="Multiplier of implicit rewards.")] = 1.0,
     seeds: Annotated[int, typer.Option(help="Seeds (agents) to repeat everything for.")] = 3,
     eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes.")] = 100,
+    chunk_tokens: Annotated[
+        int, typer.Option(help="Approximate tokens of episode text per LLM request.")
+    ] = 600,
     llm_model: LLMModelOpt = None,
     llm_url: LLMUrlOpt = None,
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
@@ -515,6 +518,7 @@ def ultra(
             reward_scale=reward_scale,
             seeds=seeds,
             eval_episodes=eval_episodes,
+            chunk_tokens=chunk_tokens,
             llm=llm_model,
             llm_url=llm_url,
             llm_api_key_env=llm_api_key_env,

@@ -29,11 +29,11 @@ def game_names() -> list[str]:
 
 def _load_builtin() -> None:
     # Imported lazily so that `import tutorl` stays fast and PettingZoo loads only when needed.
-    if {"blackjack", "snake", "connect_four"} <= set(_REGISTRY):
+    if {"blackjack", "snake", "connect_four", "doorkey", "hopper"} <= set(_REGISTRY):
         return
-    from tutorl.envs import blackjack, connect_four, snake
+    from tutorl.envs import blackjack, connect_four, doorkey, hopper, snake
 
-    for module in (blackjack, connect_four, snake):
+    for module in (blackjack, connect_four, snake, doorkey, hopper):
         register(module.GAME)
 
 

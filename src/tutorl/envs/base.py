@@ -7,6 +7,16 @@ through a ``tutor_view()`` method and the game sets ``view_from_env=True``.
 
 To make your own Gymnasium environment tutorable, build a :class:`Game` with the same functions
 and register it with :func:`tutorl.envs.register`.
+
+**Continuous actions** (``continuous=True``, MuJoCo Hopper): the env's action space is a ``Box``
+of ``len(action_names)`` components, every one within ``action_bounds``; ``action_names`` name
+the components (Hopper's three joint torques), an action is a float vector, and
+``legal_actions`` returns ``[]`` (no discrete choice). Such games train with PPO and A2C only
+(DQN needs discrete actions) and have no tutors (every tutor advises a discrete action).
+
+**No expert** (``expert=None``): the game is trained untutored only. :attr:`Game.has_expert` is
+False and calling ``game.expert`` raises :class:`NoExpertError` (a ``ValueError`` naming the game),
+so every code path that needs an expert fails with one clear line.
 """
 
 from __future__ import annotations
@@ -22,6 +32,23 @@ ExactEvaluator = Callable[[Callable[[np.ndarray], np.ndarray]], tuple[float, flo
 View = Any  # what a tutor is shown for one state: an observation or the env's tutor_view()
 
 
+class NoExpertError(ValueError):
+    """The game has no expert policy (``Game(expert=None)``), and something needed one."""
+
+
+class _NoExpert:
+    """Stands in for ``expert`` when a game has none: calling it raises :class:`NoExpertError`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, view: View) -> int:
+        raise NoExpertError(
+            f"{self.name} has no expert policy: expert tutors, the expert identifier and "
+            "--policy expert are not available for it"
+        )
+
+
 @dataclass(frozen=True)
 class Game:
     """Everything tutorl needs about one game.
@@ -30,9 +57,12 @@ class Game:
     :param make: ``make(**options) -> gymnasium.Env`` whose spaces SB3 accepts.
     :param action_names: human-readable name of each discrete action, by index.
     :param describe: ``describe(view) -> str``: the state as a human tutor would be told it.
-    :param legal_actions: ``legal_actions(view) -> list[int]``: actions allowed in that state.
+    :param legal_actions: ``legal_actions(view) -> list[int]``: actions allowed in that state
+        (``[]`` for continuous games).
     :param expert: ``expert(view) -> int``: an exact or strong policy, used as a tutor of known
-        quality and to measure every other tutor's agreement with it.
+        quality and to measure every other tutor's agreement with it; ``None`` when the game has
+        none (then :attr:`has_expert` is False and calling ``expert`` raises
+        :class:`NoExpertError`).
     :param state_key: ``state_key(obs) -> hashable``: exact key of the *observation* under which
         advice is remembered for reuse.
     :param success_threshold: the evaluation return at which a run counts as having learned the
@@ -50,6 +80,16 @@ class Game:
         ``max(values) - values[a]`` is the value lost by playing ``a``. It is exact where the game
         allows (Blackjack), a search value (Connect Four) or a documented proxy (Snake); each
         game's expert is a maximiser of its values. Used to find an episode's critical steps.
+    :param continuous: the action is a float vector with one component per ``action_names``
+        entry, each within ``action_bounds`` (see the module docstring).
+    :param action_bounds: ``(low, high)`` of every action component of a continuous game.
+    :param table_radius: ULTRA's critical-state table for this game matches states by distance
+        rather than by ``state_key`` (continuous observations, where exact repeats are rare):
+        the Euclidean distance between observations divided component-wise by ``table_scale``
+        (see :class:`tutorl.ultra.table.CriticalTable`). ``None``: exact ``state_key`` matches.
+    :param table_scale: the typical scale of each observation component (one positive number
+        per component) that distances are measured in; ``None``: each component's standard
+        deviation over the agent's episodes (floored at their median).
     """
 
     name: str
@@ -57,7 +97,7 @@ class Game:
     action_names: Sequence[str]
     describe: Callable[[View], str]
     legal_actions: Callable[[View], list[int]]
-    expert: Callable[[View], int]
+    expert: Callable[[View], int] | None
     state_key: Callable[[np.ndarray], Hashable]
     success_threshold: float
     view_from_env: bool = False
@@ -67,7 +107,55 @@ class Game:
     rules: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     action_values: Callable[[View], np.ndarray] | None = None
+    continuous: bool = False
+    action_bounds: tuple[float, float] = (-1.0, 1.0)
+    table_radius: float | None = None
+    table_scale: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.expert is None:
+            object.__setattr__(self, "expert", _NoExpert(self.name))
+        low, high = self.action_bounds
+        if not low < high:
+            raise ValueError(f"{self.name}: action_bounds must be (low, high), low < high")
 
     @property
     def n_actions(self) -> int:
+        """The number of discrete actions, or of action components for a continuous game."""
         return len(self.action_names)
+
+    @property
+    def has_expert(self) -> bool:
+        """False when the game was built with ``expert=None``."""
+        return not isinstance(self.expert, _NoExpert)
+
+    def as_action(self, action: Any) -> int | np.ndarray:
+        """``action`` as the env takes it: an ``int`` for a discrete game, a float32 vector of
+        :attr:`n_actions` components for a continuous one (not clipped; see :meth:`clip`).
+
+        :raises ValueError: a continuous action with the wrong number of components.
+        """
+        if not self.continuous:
+            return int(action)
+        vector = np.asarray(action, dtype=np.float32).reshape(-1)
+        if vector.shape != (self.n_actions,):
+            raise ValueError(
+                f"a {self.name} action has {self.n_actions} components, got {vector.shape[0]}"
+            )
+        return vector
+
+    def clip(self, action: Any) -> int | np.ndarray:
+        """:meth:`as_action`, clipped to ``action_bounds`` for a continuous game."""
+        action = self.as_action(action)
+        if not self.continuous:
+            return action
+        low, high = self.action_bounds
+        return np.clip(action, low, high).astype(np.float32)
+
+    def random_action(self, rng: np.random.Generator, view: View = None) -> int | np.ndarray:
+        """A uniformly random action: a legal one of ``view`` (discrete), or a vector drawn
+        uniformly in the action box (continuous; ``view`` unused)."""
+        if self.continuous:
+            low, high = self.action_bounds
+            return rng.uniform(low, high, size=self.n_actions).astype(np.float32)
+        return int(rng.choice(self.legal_actions(view)))

@@ -54,7 +54,10 @@ def expert_actor(game: Game) -> Actor:
 
 
 def random_actor(game: Game, seed: int = 0) -> Actor:
+    """Uniformly random legal actions, or vectors uniform in the action box (continuous)."""
     rng = np.random.default_rng(seed)
+    if game.continuous:
+        return lambda obs, envs: np.stack([game.random_action(rng) for _ in envs])
 
     def act(obs: np.ndarray, envs: list[gym.Env]) -> np.ndarray:
         legal = [game.legal_actions(view_of(game, o, e)) for o, e in zip(obs, envs, strict=True)]
@@ -64,17 +67,22 @@ def random_actor(game: Game, seed: int = 0) -> Actor:
 
 
 def model_actor(model) -> Actor:
-    """Greedy actions of an SB3 model; MaskablePPO is given the envs' action masks."""
+    """Greedy actions of an SB3 model; MaskablePPO is given the envs' action masks. For a
+    ``Box`` action space the actions are vectors, shape ``(n_envs, *action_shape)`` (SB3's
+    ``predict`` clips them to the box)."""
+    from gymnasium import spaces
     from sb3_contrib import MaskablePPO
 
     masked = isinstance(model, MaskablePPO)
+    space = getattr(model, "action_space", None)
+    shape = tuple(space.shape) if isinstance(space, spaces.Box) else ()
 
     def act(obs: np.ndarray, envs: list[gym.Env]) -> np.ndarray:
         kwargs = {}
         if masked:
             kwargs["action_masks"] = np.stack([e.get_wrapper_attr("action_masks")() for e in envs])
         actions, _ = model.predict(obs, deterministic=True, **kwargs)
-        return np.asarray(actions).reshape(len(envs))
+        return np.asarray(actions).reshape(len(envs), *shape)
 
     return act
 
@@ -89,7 +97,9 @@ def evaluate_episodes(
     """Play ``episodes`` episodes with seeds ``seed, seed+1, ...`` and summarise the returns.
 
     All episodes run side by side so that a neural policy is queried once per step for all of
-    them (one batched forward pass instead of one per episode).
+    them (one batched forward pass instead of one per episode). Each episode runs until the env
+    ends it (Hopper: a fall, or its 1,000-step limit; ``env_options`` such as
+    ``max_episode_steps`` shorten it).
     """
     options = {**game.options, **(env_options or {})}
     envs = [game.make(**options) for _ in range(episodes)]
@@ -101,7 +111,7 @@ def evaluate_episodes(
         actions = act(np.stack([obs[i] for i in active]), [envs[i] for i in active])
         still = []
         for i, action in zip(active, actions, strict=True):
-            obs[i], reward, terminated, truncated, info = envs[i].step(int(action))
+            obs[i], reward, terminated, truncated, info = envs[i].step(game.as_action(action))
             returns[i] += float(reward)
             if terminated or truncated:
                 final_info[i] = info

@@ -107,6 +107,17 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _fill_defaults(self) -> RunConfig:
         game = get_game(self.env)
+        if game.continuous and self.algo == "dqn":
+            raise ValueError(
+                f"{self.env} has continuous actions and DQN needs discrete ones: use ppo or a2c"
+            )
+        if game.continuous and self.tutor != "none":
+            raise ValueError(
+                f"{self.env} has continuous actions and tutors advise discrete ones: "
+                f"--tutor {self.tutor} is not available, use --tutor none"
+            )
+        if not game.has_expert and self.tutor in ("expert", "noisy-expert"):
+            raise ValueError(f"{self.env} has no expert policy: --tutor {self.tutor} needs one")
         if self.steps is None:
             self.steps = game.default_steps
         if self.ask_decay_steps is None:

@@ -8,13 +8,16 @@ it took and the reward it got). For each chunk the model answers one JSON object
 
 naming the *critical* steps: steps where the choice of action strongly changes the return that
 follows (the agent's action there may have been a mistake). For each one it gives the action
-the agent *should* take there (one of the game's action names), an *implicit reward* in
+the agent *should* take there (one of the game's action names; for a continuous game such as
+Hopper, an array of one number per action component, e.g. ``"action": [0.4, -0.8, 0.1]``,
+each inside the game's ``action_bounds``), an *implicit reward* in
 ``[-1, 1]`` judging the action the agent *did* take (``-1`` a clear mistake, ``+1`` clearly
 right) and a short rationale.
 
 The answer is untrusted text. It is only ever parsed as JSON (never evaluated), validated
 with pydantic and checked against the chunk (steps inside its range, known action names,
-rewards inside ``[-1, 1]``, rejected rather than clipped); an invalid answer is re-asked with a
+rewards inside ``[-1, 1]``, continuous actions of the right length inside their bounds, all
+rejected rather than clipped); an invalid answer is re-asked with a
 new seed and a sampling temperature (a cached bad answer is never replayed: the response cache
 keys on the request, seed and temperature included), and after ``max_attempts`` invalid
 answers the chunk is skipped and counted. Backends that support it constrain decoding with the
@@ -78,7 +81,9 @@ class CriticalStep(BaseModel):
     """One critical step as the model names it.
 
     :param step: The step number, as printed in the chunk.
-    :param action: The action the agent should take there (an action name of the game).
+    :param action: The action the agent should take there (an action name of the game, or a
+        list of numbers for a continuous game; checked against the game by
+        :func:`parse_identification`).
     :param reward: Implicit reward of the agent's own action at that step, in ``[-1, 1]``.
     :param rationale: Why, in one short sentence.
     """
@@ -86,9 +91,19 @@ class CriticalStep(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     step: int
-    action: str
+    action: str | list[float]
     reward: float = Field(ge=-1.0, le=1.0, allow_inf_nan=False)
     rationale: str = Field(max_length=MAX_RATIONALE)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: Any) -> Any:
+        # An action vector holds JSON numbers: no booleans, no numeric strings.
+        if isinstance(value, list) and not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in value
+        ):
+            raise ValueError("an action vector holds numbers only")
+        return value
 
     @field_validator("step", "reward", mode="before")
     @classmethod
@@ -114,7 +129,9 @@ def schema_for(
 
     Hand-written to stay small (small models follow it under a grammar, and it is what OpenAI's
     strict mode accepts: every property required, no additional properties). ``action`` is an
-    enum of the game's action names; ``step`` an enum of the chunk's steps (or a
+    enum of the game's action names, or for a continuous game an array of exactly
+    ``game.n_actions`` numbers within ``game.action_bounds``; ``step`` an enum of the chunk's
+    steps (or a
     ``minimum``/``maximum`` range above :data:`MAX_STEP_ENUM` steps). Properties are in the
     order the model should write them.
 
@@ -132,11 +149,20 @@ def schema_for(
         step: dict[str, Any] = {"type": "integer", "enum": list(range(first_step, last_step + 1))}
     else:
         step = {"type": "integer", "minimum": first_step, "maximum": last_step}
+    action: dict[str, Any] = {"type": "string", "enum": list(game.action_names)}
+    if game.continuous:
+        low, high = game.action_bounds
+        action = {
+            "type": "array",
+            "items": {"type": "number", "minimum": low, "maximum": high},
+            "minItems": game.n_actions,
+            "maxItems": game.n_actions,
+        }
     item = {
         "type": "object",
         "properties": {
             "step": step,
-            "action": {"type": "string", "enum": list(game.action_names)},
+            "action": action,
             "reward": {"type": "number", "minimum": -1, "maximum": 1},
             "rationale": {"type": "string", "maxLength": MAX_RATIONALE},
         },
@@ -159,12 +185,30 @@ def build_prefix(game: Game, max_critical: int = 5) -> str:
     :param max_critical: Most critical steps asked for per chunk.
     """
     names = ", ".join(f'"{name}"' for name in game.action_names)
+    example_action: Any = game.action_names[0]
+    actions_line = f"Actions: {names}.\n\n"
+    action_item = f"- action: the best action at that step, one of {names};\n"
+    if game.continuous:
+        low, high = game.action_bounds
+        plain = ", ".join(game.action_names)
+        example_action = [round(low + (high - low) * f, 2) for f in (0.7, 0.1, 0.5)][
+            : game.n_actions
+        ]
+        example_action += [0.0] * (game.n_actions - len(example_action))
+        actions_line = (
+            f"Actions: {game.n_actions} numbers, each from {low:g} to {high:g}, in this order: "
+            f"{plain}.\n\n"
+        )
+        action_item = (
+            f"- action: the best action at that step, an array of {game.n_actions} numbers from "
+            f"{low:g} to {high:g} ({plain});\n"
+        )
     example = json.dumps(
         {
             "critical": [
                 {
                     "step": 3,
-                    "action": game.action_names[0],
+                    "action": example_action,
                     "reward": -0.5,
                     "rationale": "One short sentence.",
                 }
@@ -174,7 +218,7 @@ def build_prefix(game: Game, max_critical: int = 5) -> str:
     return (
         f"You review one episode of an agent playing {game.name.replace('_', ' ')}.\n"
         f"Rules: {game.rules}\n"
-        f"Actions: {names}.\n\n"
+        f"{actions_line}"
         "The episode is given as numbered steps: the state the agent saw, the action it took "
         "and the reward it received.\n"
         "A critical step is a step where the choice of action strongly changes the future "
@@ -182,7 +226,7 @@ def build_prefix(game: Game, max_critical: int = 5) -> str:
         f"Name the critical steps of the episode (at most {max_critical}, fewer if few steps "
         "matter). For each one give:\n"
         "- step: the step number as written in the episode;\n"
-        f"- action: the best action at that step, one of {names};\n"
+        f"{action_item}"
         "- reward: a number from -1 to 1 judging the action the agent took there (-1 a clear "
         "mistake, 0 neutral, 1 clearly right);\n"
         "- rationale: one short sentence.\n"
@@ -255,8 +299,10 @@ def parse_identification(
 
     The first JSON object in ``text`` is read (prose and code fences around it are tolerated;
     nothing is ever evaluated), validated with :class:`Identification` and checked against the
-    chunk. Action names match case-insensitively and come back in the game's spelling; a step
-    named twice keeps its first entry.
+    chunk. Action names match case-insensitively and come back in the game's spelling; a
+    continuous game's action must be a list of exactly ``game.n_actions`` numbers within
+    ``game.action_bounds`` (``action_length``, ``action_range``; a name there, or a list for a
+    discrete game, is a ``schema`` error); a step named twice keeps its first entry.
 
     :param text: The model's answer (untrusted).
     :param game: The game (its action names).
@@ -281,16 +327,39 @@ def parse_identification(
             raise IdentificationError(
                 "step_range", f"step {item.step} is outside {first_step}..{last_step}"
             )
-        name = by_name.get(item.action.strip().lower())
-        if name is None:
-            raise IdentificationError("unknown_action", f"{item.action[:40]!r} is not an action")
+        action = _checked_action(game, item.action, by_name)
         if item.step in seen:
             continue
         seen.add(item.step)
-        kept.append(item.model_copy(update={"action": name}))
+        kept.append(item.model_copy(update={"action": action}))
     if len(kept) > max_critical:
         raise IdentificationError("too_many", f"{len(kept)} critical steps, at most {max_critical}")
     return Identification(critical=kept)
+
+
+def _checked_action(game: Game, action: str | list[float], by_name: dict[str, str]) -> Any:
+    """The action in the game's form (its spelling of a name, or the list of numbers)."""
+    if game.continuous:
+        if not isinstance(action, list):
+            raise IdentificationError(
+                "schema", f"action: an array of {game.n_actions} numbers, got {action[:40]!r}"
+            )
+        if len(action) != game.n_actions:
+            raise IdentificationError(
+                "action_length", f"{len(action)} action components, expected {game.n_actions}"
+            )
+        low, high = game.action_bounds
+        if not all(low <= x <= high for x in action):  # NaN fails too
+            raise IdentificationError(
+                "action_range", f"action {action} is outside [{low:g}, {high:g}]"
+            )
+        return [float(x) for x in action]
+    if not isinstance(action, str):
+        raise IdentificationError("schema", "action: an action name, got an array")
+    name = by_name.get(action.strip().lower())
+    if name is None:
+        raise IdentificationError("unknown_action", f"{action[:40]!r} is not an action")
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,14 +373,15 @@ class Critical:
 
     :param chunk: Index of its chunk in the ``chunks`` given to :func:`identify`.
     :param step: The step number.
-    :param action: Index of the suggested action in ``game.action_names``.
+    :param action: Index of the suggested action in ``game.action_names``; for a continuous
+        game, the suggested vector as a tuple of floats.
     :param reward: Implicit reward of the agent's own action, in ``[-1, 1]``.
     :param rationale: The model's reason.
     """
 
     chunk: int
     step: int
-    action: int
+    action: int | tuple[float, ...]
     reward: float
     rationale: str
 
@@ -514,11 +584,17 @@ def identify(
             status.status = "valid"
         pending = still
     index = {name: a for a, name in enumerate(game.action_names)}
+
+    def action_of(item: CriticalStep) -> int | tuple[float, ...]:
+        if game.continuous:
+            return tuple(float(x) for x in item.action)
+        return index[item.action]
+
     for i in sorted(answers):
         items = answers[i].critical
         result.statuses[i].n_critical = len(items)
         result.critical.extend(
-            Critical(i, item.step, index[item.action], float(item.reward), item.rationale)
+            Critical(i, item.step, action_of(item), float(item.reward), item.rationale)
             for item in items
         )
     result.seconds = time.perf_counter() - start

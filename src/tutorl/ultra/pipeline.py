@@ -17,6 +17,11 @@ resumes where a kill stopped it):
 ``OUT/ultra.json`` and ``OUT/ultra.md`` then hold the table over seeds: return before and after
 refinement (mean with a 95% bootstrap interval), the improvement, and the probability that a
 variant's seed ends above a ``none`` seed.
+
+Continuous games (Hopper): PPO or A2C only, the ``llm`` identifier only (no expert, no action
+values), suggested actions are vectors, and the table matches states within a radius
+(``table_radius``, default the game's) in the game's ``table_scale`` units (see
+:mod:`tutorl.ultra.table`).
 """
 
 from __future__ import annotations
@@ -56,12 +61,15 @@ class UltraConfig(BaseModel):
     seeds: int = Field(3, ge=1)
     eval_episodes: int = Field(100, gt=0)
     threshold: float | None = Field(None, ge=0)  # expert's value-lost threshold
-    chunk_tokens: int = Field(1200, ge=200)
+    chunk_tokens: int = Field(600, ge=200)  # approx. tokens; real ones can be 2x
     max_critical: int = Field(5, ge=1, le=10)
     env_options: dict[str, Any] = Field(default_factory=dict)
     llm: str | None = None
     llm_url: str | None = None
     llm_api_key_env: str = "OPENAI_API_KEY"
+    # Radius tables (games with a table_radius): the radius in the game's table_scale units;
+    # None: the game's default.
+    table_radius: float | None = Field(None, gt=0)
 
     @field_validator("env")
     @classmethod
@@ -79,7 +87,16 @@ class UltraConfig(BaseModel):
     def _check(self) -> UltraConfig:
         if self.model is not None and not Path(self.model).is_file():
             raise ValueError(f"model file not found: {self.model}")
-        if "expert" in self.identifiers and get_game(self.env).action_values is None:
+        game = get_game(self.env)
+        if game.continuous and self.algo == "dqn":
+            raise ValueError(
+                f"{self.env} has continuous actions and DQN needs discrete ones: use ppo or a2c"
+            )
+        if "expert" in self.identifiers and not game.has_expert:
+            raise ValueError(
+                f"{self.env} has no expert: the expert identifier needs one; use --identifier llm"
+            )
+        if "expert" in self.identifiers and game.action_values is None:
             raise ValueError(f"{self.env} has no action values: the expert identifier needs them")
         if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
             raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
@@ -193,11 +210,34 @@ def _identify(config: UltraConfig, identifier: str, episodes, llm: Any) -> dict[
     return record
 
 
+def observation_scale(episodes) -> np.ndarray | None:
+    """Per-component standard deviation of the episodes' observations, floored at their median
+    (and at 1e-8), so that a nearly constant component cannot dominate distances; ``None`` (raw
+    units) without any step. The scale of radius tables for games without a ``table_scale``."""
+    if not any(e.steps for e in episodes):
+        return None
+    obs = np.stack(
+        [np.asarray(s.obs, dtype=np.float64).reshape(-1) for e in episodes for s in e.steps]
+    )
+    std = obs.std(axis=0)
+    return np.maximum(std, max(float(np.median(std)), 1e-8))
+
+
+def _empty_table(config: UltraConfig, episodes):
+    from tutorl.ultra.table import CriticalTable
+
+    game = get_game(config.env)
+    radius = config.table_radius if config.table_radius is not None else game.table_radius
+    if radius is None:
+        return CriticalTable(game=game)
+    scale = game.table_scale if game.table_scale is not None else observation_scale(episodes)
+    return CriticalTable(game=game, mode="radius", radius=radius, scale=scale)
+
+
 def _tables(config: UltraConfig, record: dict[str, Any], episodes, seed: int):
     from tutorl.ultra.table import CriticalTable, Entry
 
-    game = get_game(config.env)
-    table = CriticalTable(game=game)
+    table = _empty_table(config, episodes)
     source = "expert" if record["identifier"] == "expert" else "llm"
     for e, t, action, reward, rationale in record["critical"]:
         step = episodes[e].steps[t]

@@ -9,10 +9,22 @@ Variants (ULTRA, arXiv 2505.20671, and its baselines):
 - ``R`` (ULTRA-R): the implicit reward judges the action the agent took at a critical state
   (−1: a clear mistake … +1: clearly right). When the agent takes that judged action there
   again, the implicit reward times ``reward_scale`` is added to the step's reward; every other
-  reward is untouched. (An entry without a judged action applies to any action.)
+  reward is untouched. (An entry without a judged action applies to any action.) With
+  continuous actions (Hopper) a sampled action never equals the judged one exactly: the judged
+  action counts as taken again when every component lies within :data:`ACTION_TOLERANCE` of
+  the action range (0.25 × 2 = 0.5 for torques in ``[-1, 1]``) of the judged component, a box
+  around it, and the action is no farther from the judged action than from the suggested one
+  (Euclidean), so that executing the suggestion (``RA``) never collects the judgement of the
+  agent's own action when the two are close. The bonus still judges *that* action, not the
+  state: a bonus paid at the state whatever the action would shift the state's value and
+  leave the choice there unchanged (advantages cancel it), so it could not correct the judged
+  action. A greedy policy that has not moved takes the judged action exactly; a freshly
+  trained Gaussian policy (standard deviation ~1 per torque) lands in the box about 5% of the
+  time.
 - ``RA`` (ULTRA-RA): both.
 - ``random``: the random-critical-states ablation: ``RA`` with a table of as many states drawn
-  at random from the same episodes, random legal actions and shuffled rewards.
+  at random from the same episodes, random legal actions (vectors uniform in the action box for
+  continuous games) and shuffled rewards.
 
 No extra network is trained; the agent's own algorithm does the learning.
 """
@@ -30,6 +42,37 @@ from tutorl.envs.base import Game
 
 Variant = Literal["none", "A", "R", "RA", "random"]
 VARIANTS: tuple[str, ...] = ("none", "A", "R", "RA", "random")
+#: Continuous actions: how close, per component and as a fraction of ``high - low``, an action
+#: must be to the judged action to count as the judged action (see the module docstring).
+ACTION_TOLERANCE = 0.25
+
+
+def takes_judged_action(game: Game, entry: Any, action: Any) -> bool:
+    """Whether ``action`` is the action ``entry``'s implicit reward judges.
+
+    An entry without a judged action judges every action. Discrete games: the same action.
+    Continuous games: every component within ``ACTION_TOLERANCE × (high - low)`` of the judged
+    one (inclusive), and no farther from the judged action than from the entry's suggested
+    action (if any).
+
+    :param game: the game (continuous or not, its action bounds).
+    :param entry: a table entry (``judged_action`` is read).
+    :param action: the action taken.
+    """
+    judged = entry.judged_action
+    if judged is None:
+        return True
+    if not game.continuous:
+        return int(judged) == int(action)
+    low, high = game.action_bounds
+    taken = np.asarray(action, dtype=np.float64).reshape(-1)
+    gap = taken - np.asarray(judged, dtype=np.float64)
+    if not np.all(np.abs(gap) <= ACTION_TOLERANCE * (high - low)):
+        return False
+    if entry.action is None:
+        return True
+    to_suggested = taken - np.asarray(entry.action, dtype=np.float64)
+    return bool(np.linalg.norm(gap) <= np.linalg.norm(to_suggested))
 
 
 class TableAdvisor:
@@ -37,7 +80,9 @@ class TableAdvisor:
 
     It has the call signature of :class:`tutorl.tutor.advisor.Advisor`, so the advice hooks of
     :mod:`tutorl.rl.hooks` use it unchanged. A suggestion that is not legal in the state is
-    never executed (counted in ``illegal``).
+    never executed (counted in ``illegal``). In a continuous game the suggested vector is
+    clipped to ``game.action_bounds`` and executed in the dtype of the agent's actions (float32
+    for SB3), so the rollout buffer stores exactly what the env received.
 
     :param game: the game (legal actions).
     :param table: a :class:`~tutorl.ultra.table.CriticalTable`.
@@ -53,11 +98,18 @@ class TableAdvisor:
 
     def __call__(self, obs: np.ndarray, student_actions: np.ndarray, views) -> np.ndarray:
         n_envs = len(student_actions)
-        executed = np.array(student_actions, copy=True).reshape(n_envs)
+        if self.game.continuous:
+            executed = np.array(student_actions, copy=True).reshape(n_envs, self.game.n_actions)
+        else:
+            executed = np.array(student_actions, copy=True).reshape(n_envs)
         advised = np.zeros(n_envs, dtype=bool)
         entries = self.table.lookup_batch(obs)
         critical = [i for i, e in enumerate(entries) if e is not None and e.action is not None]
-        if critical:
+        if critical and self.game.continuous:
+            for i in critical:
+                executed[i] = self.game.clip(entries[i].action)
+                advised[i] = True
+        elif critical:
             for i, view in zip(critical, views(critical), strict=True):
                 action = int(entries[i].action)
                 if action not in self.game.legal_actions(view):
@@ -74,14 +126,23 @@ class TableAdvisor:
 class ImplicitRewardWrapper(gym.Wrapper):
     """Adds ``reward_scale × implicit reward`` to the reward of a step taken from a critical
     state (looked up by the observation the agent acted on) with the judged action (see the
-    module docstring); other rewards are unchanged.
+    module docstring and :func:`takes_judged_action`); other rewards are unchanged.
 
     ``info["implicit_reward"]`` holds the added amount (0.0 off critical states).
+
+    :param env: the env.
+    :param table: the critical-state table.
+    :param reward_scale: multiplier of the implicit reward.
+    :param game: the game, for continuous actions (compared within a tolerance); default the
+        table's game, else discrete.
     """
 
-    def __init__(self, env: gym.Env, table: Any, reward_scale: float = 1.0) -> None:
+    def __init__(
+        self, env: gym.Env, table: Any, reward_scale: float = 1.0, game: Game | None = None
+    ) -> None:
         super().__init__(env)
         self.table = table
+        self.game = game if game is not None else getattr(table, "game", None)
         self.reward_scale = float(reward_scale)
         self._obs: Any = None
         self.hits = 0
@@ -95,7 +156,12 @@ class ImplicitRewardWrapper(gym.Wrapper):
         entry = self.table.lookup(self._obs)
         obs, reward, terminated, truncated, info = self.env.step(action)
         bonus = 0.0
-        judged = entry is not None and entry.judged_action in (None, int(action))
+        if entry is None:
+            judged = False
+        elif self.game is not None:
+            judged = takes_judged_action(self.game, entry, action)
+        else:
+            judged = entry.judged_action in (None, int(action))
         if judged:
             bonus = self.reward_scale * float(entry.reward)
             self.hits += 1
@@ -150,7 +216,7 @@ def refine(
     def make_env(**_: Any) -> gym.Env:
         env = game.make(**options)
         if uses_rewards:
-            env = ImplicitRewardWrapper(env, table, reward_scale)
+            env = ImplicitRewardWrapper(env, table, reward_scale, game=game)
             wrappers.append(env)
         return env
 

@@ -7,7 +7,16 @@ table. Two ways to match a state:
 * ``exact``: the state's key (``key_fn(obs)``, by default the game's ``state_key``) equals a
   stored key. Right for discrete observations (Blackjack, Snake's features, Connect Four).
 * ``radius``: the nearest stored observation (Euclidean distance over the flattened float
-  observation) lies within ``radius``. For continuous observations, where exact repeats are rare.
+  observation, each component divided by ``scale`` when one is given) lies within ``radius``.
+  For continuous observations, where exact repeats are rare. Hopper's observation mixes metres,
+  radians and (angular) velocities up to 10, so raw distances would be dominated by velocities:
+  ULTRA's pipeline passes the game's ``table_scale`` as ``scale`` (Hopper: 0.1 m, 0.1 rad,
+  1 m/s, 1 rad/s; for a game without one, each component's standard deviation over the
+  agent's episodes, floored at their median) and its ``table_radius`` (Hopper: 1) as
+  ``radius``.
+
+**Continuous actions.** An entry's ``action`` and ``judged_action`` may be float vectors (numpy
+float64 arrays; saved as lists), for games with ``continuous=True``.
 
 **Collisions.** Two critical states collide when they share a key (``exact``) or when a new one
 lies within ``radius`` of one already stored (``radius``; compared with its nearest stored
@@ -43,7 +52,8 @@ Mode = Literal["exact", "radius"]
 class Entry:
     """What the table holds for one critical state.
 
-    :param action: the suggested action, or ``None`` when only a reward was given.
+    :param action: the suggested action (an int, or a float vector for a continuous game), or
+        ``None`` when only a reward was given.
     :param reward: the implicit reward, clipped to ``[-1, 1]``.
     :param source: who identified the state: ``"llm"``, ``"expert"`` or ``"random"`` (the
         ablation); other labels are accepted for other identifiers.
@@ -52,30 +62,46 @@ class Entry:
         implicit reward judges (−1: a clear mistake, +1: clearly right); ``None`` if unknown.
     """
 
-    action: int | None
+    action: int | np.ndarray | None
     reward: float
     source: str
     rationale: str = ""
-    judged_action: int | None = None
+    judged_action: int | np.ndarray | None = None
 
     def __post_init__(self) -> None:
         reward = float(self.reward)
         if math.isnan(reward):
             raise ValueError("an entry's reward must be a number, got NaN")
         self.reward = min(1.0, max(-1.0, reward))
-        if self.action is not None:
-            self.action = int(self.action)
-        if self.judged_action is not None:
-            self.judged_action = int(self.judged_action)
+        self.action = _action(self.action)
+        self.judged_action = _action(self.judged_action)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "action": self.action,
+            "action": _action_json(self.action),
             "reward": self.reward,
             "source": self.source,
             "rationale": self.rationale,
-            "judged_action": self.judged_action,
+            "judged_action": _action_json(self.judged_action),
         }
+
+
+def _action(value: Any) -> int | np.ndarray | None:
+    """``None``, an int, or a vector (list, tuple, array) as a float64 array."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.ndim == 0:  # a numpy scalar action: an index
+        return int(value)
+    if isinstance(value, np.ndarray | list | tuple):
+        vector = np.asarray(value, dtype=np.float64).reshape(-1)
+        if not np.isfinite(vector).all():
+            raise ValueError(f"an action vector must be finite, got {vector}")
+        return vector
+    return int(value)
+
+
+def _action_json(value: int | np.ndarray | None) -> int | list[float] | None:
+    return value.tolist() if isinstance(value, np.ndarray) else value
 
 
 def _wins(new: Entry, old: Entry) -> bool:
@@ -92,7 +118,10 @@ class CriticalTable:
         saved files.
     :param mode: ``"exact"`` or ``"radius"``.
     :param key_fn: ``key_fn(obs) -> hashable`` for ``exact`` mode; default ``game.state_key``.
-    :param radius: the matching distance for ``radius`` mode (inclusive).
+    :param radius: the matching distance for ``radius`` mode (inclusive), in ``scale`` units.
+    :param scale: ``radius`` mode only: positive divisors, one per observation component,
+        applied before distances are computed (e.g. the components' standard deviations, so
+        that ``radius`` is in standard deviations); ``None``: raw units.
     """
 
     def __init__(
@@ -103,16 +132,22 @@ class CriticalTable:
         mode: Mode = "exact",
         key_fn: Callable[[np.ndarray], Hashable] | None = None,
         radius: float | None = None,
+        scale: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         if mode not in ("exact", "radius"):
             raise ValueError(f"unknown table mode {mode!r}; use exact or radius")
         if mode == "exact":
             if key_fn is None and game is None:
                 raise ValueError("an exact table needs key_fn or game (for game.state_key)")
-            if radius is not None:
-                raise ValueError("radius applies only to mode='radius'")
+            if radius is not None or scale is not None:
+                raise ValueError("radius and scale apply only to mode='radius'")
         elif radius is None or not radius >= 0:
             raise ValueError(f"mode='radius' needs a radius >= 0, got {radius!r}")
+        if scale is not None:
+            scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+            if not (np.isfinite(scale).all() and (scale > 0).all()):
+                raise ValueError("scale must hold positive finite numbers")
+        self.scale: np.ndarray | None = scale
         self.game = game
         self.mode: Mode = mode
         self.key_fn = key_fn if key_fn is not None else (game.state_key if game else None)
@@ -169,9 +204,15 @@ class CriticalTable:
         self._points = point if self._points is None else np.vstack([self._points, point])
         self._tree = None
 
-    @staticmethod
-    def _flat(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(obs, dtype=np.float64).reshape(-1)
+    def _flat(self, obs: np.ndarray) -> np.ndarray:
+        point = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if self.scale is None:
+            return point
+        if point.shape != self.scale.shape:
+            raise ValueError(
+                f"observation has {point.shape[0]} values, the table's scale {self.scale.shape[0]}"
+            )
+        return point / self.scale
 
     def _nearest_within(self, point: np.ndarray) -> int | None:
         """Position of the nearest stored state within ``radius`` of ``point``, else None.
@@ -262,13 +303,15 @@ class CriticalTable:
         self.hits = self.misses = 0
 
     def empty_like(self) -> CriticalTable:
-        """An empty table with the same game, mode, key function and radius."""
-        return CriticalTable(game=self.game, mode=self.mode, key_fn=self.key_fn, radius=self.radius)
+        """An empty table with the same game, mode, key function, radius and scale."""
+        return CriticalTable(
+            game=self.game, mode=self.mode, key_fn=self.key_fn, radius=self.radius, scale=self.scale
+        )
 
     # -- files ----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """Write the table as JSON, atomically: mode, radius, game name and every
+        """Write the table as JSON, atomically: mode, radius, scale, game name and every
         ``(obs, entry)`` (observations as lists with their dtype). Keys are recomputed on load;
         counters are not saved.
 
@@ -278,6 +321,7 @@ class CriticalTable:
             "format": FORMAT,
             "mode": self.mode,
             "radius": self.radius,
+            "scale": self.scale.tolist() if self.scale is not None else None,
             "game": self.game.name if self.game is not None else None,
             "collisions": self.collisions,
             "entries": [
@@ -315,7 +359,13 @@ class CriticalTable:
                 from tutorl.envs import get_game
 
                 game = get_game(data["game"])
-            table = cls(game=game, mode=data["mode"], key_fn=key_fn, radius=data["radius"])
+            table = cls(
+                game=game,
+                mode=data["mode"],
+                key_fn=key_fn,
+                radius=data["radius"],
+                scale=data.get("scale"),
+            )
             for item in data["entries"]:
                 obs = np.asarray(item["obs"], dtype=np.dtype(item["dtype"]))
                 entry = Entry(
@@ -348,7 +398,8 @@ class CriticalTable:
         state is not yet in the new table is added, until it is as large as ``table``. So each
         state is picked with probability proportional to how often the episodes visit it, as
         when sampling steps uniformly, but without repeats. Each gets a uniformly random legal
-        action of its step and a reward drawn uniformly (with replacement) from the rewards of
+        action of its step (for a continuous game, a vector drawn uniformly in the action box,
+        ``game.action_bounds``) and a reward drawn uniformly (with replacement) from the rewards of
         ``table``'s entries, so the random table has the original's reward distribution, judging
         the action the agent took at that step; source ``"random"``. Same mode, key function
         and radius as ``table``. If the episodes hold fewer distinct states than ``table`` has
@@ -365,19 +416,29 @@ class CriticalTable:
         if not rewards:
             return out
         steps = [step for episode in episodes for step in episode.steps]
+        game = table.game
+        continuous = game.continuous if game is not None else False
+        bounds = game.action_bounds if game is not None else (-1.0, 1.0)
+        if game is None:  # no game: vector actions in the episodes mean a continuous game
+            continuous = any(isinstance(s.action, np.ndarray) for s in steps)
         for i in rng.permutation(len(steps)):
             if len(out) >= len(table):
                 break
             step = steps[int(i)]
             if step.obs in out:
                 continue
-            action = int(rng.choice(step.legal)) if step.legal else None
+            if continuous:
+                low, high = bounds
+                action = rng.uniform(low, high, size=np.asarray(step.action).size)
+            else:
+                action = int(rng.choice(step.legal)) if step.legal else None
             reward = float(rng.choice(rewards))
             out.add(step.obs, Entry(action, reward, "random", judged_action=step.action))
         return out
 
     def __repr__(self) -> str:
         extra = f", radius={self.radius:g}" if self.mode == "radius" else ""
+        extra += ", scaled" if self.scale is not None else ""
         return (
             f"CriticalTable({len(self)} states, mode={self.mode}{extra}, hits={self.hits}, "
             f"misses={self.misses}, collisions={self.collisions})"

@@ -4,12 +4,17 @@ Each step becomes one numbered line, ``Step {t}: {state} Action: {name}. Reward:
 where the state is the game's describer text collapsed onto one line. Long episodes are cut
 into chunks of whole lines, each headed by the episode's seed, the chunk's step range and the
 episode's final return (an LLM judging a chunk in the middle of a game still knows how it ended).
+A continuous action (Hopper) is written component by component, ``Action: thigh +0.31, leg
+-0.80, foot +0.05.`` (ASCII minus signs: the model answers with JSON numbers, which use them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from tutorl.envs.base import Game
 from tutorl.ultra.trajectories import Episode, Step
@@ -30,13 +35,25 @@ def approx_tokens(text: str) -> int:
     return len(text) // 4 + 1
 
 
-def action_name(game: Game, action: int) -> str:
+def action_name(game: Game, action: Any) -> str:
     """The name of ``action`` (``"action {a}"`` for an index the game does not name).
 
+    For a continuous game, the vector component by component, two decimals with their sign:
+    ``"thigh +0.31, leg -0.80, foot +0.05"``.
+
     :param game: the game.
-    :param action: an action index.
+    :param action: an action index, or a vector for a continuous game.
     :return: its name.
     """
+    if game.continuous:
+        vector = np.asarray(action, dtype=float).reshape(-1)
+        names = list(game.action_names)
+        names += [f"component {i}" for i in range(len(names), len(vector))]
+        # round first, + 0.0: no "-0.00"
+        return ", ".join(
+            f"{name} {round(float(x), 2) + 0.0:+.2f}"
+            for name, x in zip(names, vector, strict=False)
+        )
     return game.action_names[action] if 0 <= action < len(game.action_names) else f"action {action}"
 
 

@@ -3,7 +3,9 @@
 An :class:`Episode` is a list of :class:`Step` records: what the agent observed, what a tutor
 would be shown (the *view*: the observation itself, or for ``view_from_env`` games such as Snake
 the env's ``tutor_view()``), the action taken, the reward received and the legal actions. Steps
-hold decision states only: the final observation after the last action is not a step.
+hold decision states only: the final observation after the last action is not a step. In a
+continuous game (``game.continuous``, Hopper) an action is a float32 vector, saved as a list of
+numbers, and ``legal`` is empty.
 
 Rollouts use one plain (non-vectorised) environment per call and seed episode ``i`` with
 ``seed + i``, so the same policy and seeds give the same episodes.
@@ -26,8 +28,9 @@ from tutorl.rl.evaluation import model_actor, view_of
 
 FORMAT = "tutorl.ultra.episode/1"
 
-Policy = Callable[[np.ndarray, View], int]
-"""``policy(obs, view) -> action``: any callable that picks an action for one state."""
+Policy = Callable[[np.ndarray, View], Any]
+"""``policy(obs, view) -> action``: any callable that picks an action for one state (an int, or
+a vector for continuous games)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,16 +46,18 @@ class Step:
     :param obs: the agent's observation before acting.
     :param view: what a tutor is shown in that state (the observation, or the env's
         ``tutor_view()`` for ``view_from_env`` games); see :func:`to_jsonable`.
-    :param action: the action taken.
+    :param action: the action taken: an int, or for a continuous game a float32 vector (the
+        action the env received, inside its action box).
     :param reward: the reward received for it.
     :param key: ``game.state_key(obs)``, the exact key of the observation.
-    :param legal: the legal actions in that state (``game.legal_actions(view)``).
+    :param legal: the legal actions in that state (``game.legal_actions(view)``; ``[]`` for a
+        continuous game).
     """
 
     t: int
     obs: np.ndarray
     view: Any
-    action: int
+    action: int | np.ndarray
     reward: float
     key: Hashable
     legal: list[int]
@@ -173,8 +178,13 @@ def policy_from_model(model: Any, env: gym.Env, deterministic: bool = True) -> P
     :param model: a Stable-Baselines3 (or sb3-contrib) model.
     :param env: the single environment the policy acts in.
     :param deterministic: greedy actions (True) or sampled ones.
-    :return: ``policy(obs, view) -> action``.
+    :return: ``policy(obs, view) -> action``: an int, or a float32 vector for a ``Box`` action
+        space (clipped to the box by SB3's ``predict``).
     """
+    from gymnasium import spaces
+
+    if isinstance(getattr(model, "action_space", None), spaces.Box):
+        return _continuous_policy(model, deterministic)
     if deterministic:
         act = model_actor(model)
         return lambda obs, view: int(act(np.asarray(obs)[None], [env])[0])
@@ -193,6 +203,16 @@ def policy_from_model(model: Any, env: gym.Env, deterministic: bool = True) -> P
     return policy
 
 
+def _continuous_policy(model: Any, deterministic: bool) -> Policy:
+    shape = tuple(model.action_space.shape)
+
+    def policy(obs: np.ndarray, view: View) -> np.ndarray:
+        actions, _ = model.predict(np.asarray(obs)[None], deterministic=deterministic)
+        return np.asarray(actions, dtype=np.float32).reshape(shape)
+
+    return policy
+
+
 def expert_policy(game: Game) -> Policy:
     """The game's expert as a :data:`Policy`.
 
@@ -203,13 +223,16 @@ def expert_policy(game: Game) -> Policy:
 
 
 def random_policy(game: Game, seed: int = 0) -> Policy:
-    """A uniformly random legal action, from its own seeded generator.
+    """A uniformly random legal action (a vector uniform in the action box for a continuous
+    game), from its own seeded generator.
 
     :param game: the game (legal actions).
     :param seed: seed of the policy's generator.
     :return: the policy.
     """
     rng = np.random.default_rng(seed)
+    if game.continuous:
+        return lambda obs, view: game.random_action(rng)
     return lambda obs, view: int(rng.choice(game.legal_actions(view)))
 
 
@@ -296,7 +319,7 @@ def _play(game: Game, env: gym.Env, act: Policy, seed: int, max_steps: int | Non
         obs = np.array(obs, copy=True)
         view = view_of(game, obs, env)
         legal = [int(a) for a in game.legal_actions(view)]
-        action = int(act(obs.copy(), view))
+        action = game.clip(act(obs.copy(), view))  # int(action) for discrete games
         next_obs, reward, terminated, truncated, info = env.step(action)
         steps.append(Step(len(steps), obs, view, action, float(reward), game.state_key(obs), legal))
         obs = next_obs
@@ -318,6 +341,20 @@ def _view_is_obs(step: Step) -> bool:
     )
 
 
+def _action_json(action: Any) -> int | list[float]:
+    """An int, or a vector action as a list of numbers (float32 values survive the round trip:
+    each is written as the shortest decimal of its float64 value)."""
+    if isinstance(action, np.ndarray | list | tuple):
+        return [float(x) for x in np.asarray(action).reshape(-1)]
+    return int(action)
+
+
+def _action_from_json(value: Any) -> int | np.ndarray:
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.float32)
+    return int(value)
+
+
 def _episode_record(episode: Episode) -> dict[str, Any]:
     first = episode.steps[0].obs if episode.steps else np.zeros(0)
     steps = []
@@ -325,7 +362,7 @@ def _episode_record(episode: Episode) -> dict[str, Any]:
         record: dict[str, Any] = {
             "t": step.t,
             "obs": np.asarray(step.obs).tolist(),
-            "action": int(step.action),
+            "action": _action_json(step.action),
             "reward": float(step.reward),
             "legal": [int(a) for a in step.legal],
         }
@@ -385,7 +422,7 @@ def load_episodes(path: str | Path, game: Game) -> list[Episode]:
                         int(s["t"]),
                         obs,
                         view,
-                        int(s["action"]),
+                        _action_from_json(s["action"]),
                         float(s["reward"]),
                         game.state_key(obs),
                         [int(a) for a in s["legal"]],
