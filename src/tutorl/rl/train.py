@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 from tutorl._io import atomic_write_json, atomic_write_text
-from tutorl.envs import game_names, get_game
+from tutorl.envs import get_game
 from tutorl.envs.base import Game
 from tutorl.rl.algorithms import ALGOS, DEFAULT_N_ENVS, make_model
 from tutorl.rl.evaluation import EvalResult, evaluate_model
@@ -93,8 +93,7 @@ class RunConfig(BaseModel):
     @field_validator("env")
     @classmethod
     def _known_env(cls, value: str) -> str:
-        if value not in game_names():
-            raise ValueError(f"unknown env {value!r}; known envs: {', '.join(game_names())}")
+        get_game(value)  # a clear error naming the known envs
         return value
 
     @field_validator("tutor")

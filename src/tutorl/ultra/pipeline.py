@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tutorl._io import atomic_write_json, atomic_write_text
-from tutorl.envs import game_names, get_game
+from tutorl.envs import get_game
 from tutorl.ultra.refine import VARIANTS, variants
 
 
@@ -74,8 +74,7 @@ class UltraConfig(BaseModel):
     @field_validator("env")
     @classmethod
     def _known_env(cls, value: str) -> str:
-        if value not in game_names():
-            raise ValueError(f"unknown env {value!r}; known envs: {', '.join(game_names())}")
+        get_game(value)  # a clear error naming the known envs
         return value
 
     @field_validator("variants")
