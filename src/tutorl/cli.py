@@ -474,6 +474,13 @@ def _write_report(out: Path, reps: int = 2000, tutor_eval: list[Path] | None = N
     )
 
 
+def _default_identifiers(env: str) -> list[str]:
+    from tutorl.envs import get_game
+
+    game = get_game(env)
+    return ["expert", "llm"] if game.has_expert and game.action_values else ["llm"]
+
+
 @app.command()
 def ultra(
     env: EnvOpt,
@@ -485,7 +492,8 @@ def ultra(
     train_steps: Annotated[int, typer.Option(help="Steps of the weak agent's training.")] = 5000,
     episodes: Annotated[int, typer.Option(help="Episodes of the agent to analyse.")] = 20,
     identifier: Annotated[
-        list[str] | None, typer.Option(help="llm and/or expert (default: both).")
+        list[str] | None,
+        typer.Option(help="llm and/or expert (default: both where the game has an expert)."),
     ] = None,
     variant: Annotated[
         list[str] | None, typer.Option(help="none, A, R, RA, random (default: all).")
@@ -512,7 +520,7 @@ def ultra(
             model=str(model) if model else None,
             train_steps=train_steps,
             episodes=episodes,
-            identifiers=identifier or ["expert", "llm"],
+            identifiers=identifier or _default_identifiers(env),
             variants=variant or ["none", "A", "R", "RA", "random"],
             refine_steps=refine_steps,
             reward_scale=reward_scale,

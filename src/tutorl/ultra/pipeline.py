@@ -82,6 +82,9 @@ class UltraConfig(BaseModel):
     def _variants(cls, value: list[str]) -> list[str]:
         return variants(value)
 
+    def _check_model(self, game: Any) -> None:
+        _model_matches(self, game)
+
     @model_validator(mode="after")
     def _check(self) -> UltraConfig:
         if self.model is not None and not Path(self.model).is_file():
@@ -97,14 +100,44 @@ class UltraConfig(BaseModel):
             )
         if "expert" in self.identifiers and game.action_values is None:
             raise ValueError(f"{self.env} has no action values: the expert identifier needs them")
+        if self.env_options:
+            try:  # fail now with one line, not inside the first training run
+                game.make(**{**game.options, **self.env_options}).close()
+            except Exception as error:
+                raise ValueError(f"invalid env option for {self.env}: {error}") from None
+        if self.model is not None:
+            self._check_model(game)
+        if "llm" in self.identifiers and self.llm is None and self.llm_url is None:
+            from tutorl.llm.models import DEFAULT_MODEL
+
+            self.llm = DEFAULT_MODEL  # stored resolved: a resumed run keeps its model
         if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
             raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
         return self
 
 
+def _model_matches(config: UltraConfig, game: Any) -> None:
+    from tutorl.rl.evaluation import load_model
+
+    model = load_model(config.model)
+    name = type(model).__name__.lower()
+    if config.algo not in name:
+        raise ValueError(
+            f"{config.model} is a {name.removeprefix('tutored')} model, not {config.algo}"
+        )
+    env = game.make(**{**game.options, **config.env_options})
+    try:
+        if model.observation_space != env.observation_space:
+            raise ValueError(f"{config.model} was not trained on {config.env}")
+    finally:
+        env.close()
+
+
 def _save_model(model: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.zip")
     model.save(tmp)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 
@@ -138,7 +171,7 @@ def _episodes(config: UltraConfig, seed: int, folder: Path, agent: Path):
         game,
         load_model(agent),
         config.episodes,
-        seed=1_000 * (seed + 1),  # not the evaluation seeds
+        seed=1_000_000 + 1_000 * seed,  # disjoint from the evaluation seeds (10,000 on)
         env_options=config.env_options,
         max_steps=config.max_episode_steps,
     )
@@ -433,8 +466,9 @@ def markdown(summary: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         "Variants: none = continued training; A = the suggested action executed at critical "
-        "states; R = the implicit reward added when the judged action is taken there; RA = "
-        "both; random = RA with random critical states. Precision/recall: the identifier's "
+        "states; R = the implicit reward added when the judged action is taken there again, "
+        "its opposite when the suggestion is; RA = both; random = RA with random critical "
+        "states. Precision/recall: the identifier's "
         "critical steps against the expert's (steps where the agent's action lost more than "
         "the threshold of value)."
     )

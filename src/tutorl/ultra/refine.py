@@ -21,10 +21,19 @@ Variants (ULTRA, arXiv 2505.20671, and its baselines):
   action. A greedy policy that has not moved takes the judged action exactly; a freshly
   trained Gaussian policy (standard deviation ~1 per torque) lands in the box about 5% of the
   time.
-- ``RA`` (ULTRA-RA): both.
+  Symmetrically, taking the *suggested* action there (when it differs from the judged one)
+  earns the opposite, ``−reward_scale × implicit reward``: if the agent's action was a mistake
+  (r < 0) the suggestion is rewarded, if it was right (r > 0) the suggestion is penalised.
+- ``RA`` (ULTRA-RA): both: the suggestion is executed and, being the suggestion, earns
+  ``−reward_scale × r``, so the buffer holds the suggested action with a shaped reward.
 - ``random``: the random-critical-states ablation: ``RA`` with a table of as many states drawn
-  at random from the same episodes, random legal actions (vectors uniform in the action box for
-  continuous games) and shuffled rewards.
+  at random from the same episodes, random legal actions other than the agent's (vectors
+  uniform in the action box for continuous games) and rewards drawn from the real table's.
+
+A suggestion forced :data:`MAX_REPEATS` times in a row on an unchanged observation (a no-op
+such as walking into a wall in DoorKey) is not forced again in that env until the observation
+changes (counted in ``repeats_skipped``): otherwise one no-op suggestion would loop until the
+episode's time limit.
 
 No extra network is trained; the agent's own algorithm does the learning.
 """
@@ -75,6 +84,28 @@ def takes_judged_action(game: Game, entry: Any, action: Any) -> bool:
     return bool(np.linalg.norm(gap) <= np.linalg.norm(to_suggested))
 
 
+def takes_suggested_action(game: Game, entry: Any, action: Any) -> bool:
+    """Whether ``action`` is ``entry``'s suggested action, when that differs from the judged
+    one (then it earns the opposite of the judged action's implicit reward). Continuous games:
+    within the tolerance box of the suggestion and strictly nearer to it than to the judged
+    action."""
+    if entry.action is None or entry.judged_action is None:
+        return False
+    if not game.continuous:
+        return int(action) == int(entry.action) != int(entry.judged_action)
+    low, high = game.action_bounds
+    taken = np.asarray(action, dtype=np.float64).reshape(-1)
+    gap = taken - np.asarray(entry.action, dtype=np.float64)
+    if not np.all(np.abs(gap) <= ACTION_TOLERANCE * (high - low)):
+        return False
+    to_judged = taken - np.asarray(entry.judged_action, dtype=np.float64)
+    return bool(np.linalg.norm(gap) < np.linalg.norm(to_judged))
+
+
+#: Consecutive forced actions on one unchanged observation before the advisor lets the agent act.
+MAX_REPEATS = 3
+
+
 class TableAdvisor:
     """Executes the table's suggested action at critical states; the agent's own elsewhere.
 
@@ -95,6 +126,9 @@ class TableAdvisor:
         self.steps = 0
         self.advised = 0
         self.illegal = 0
+        self.repeats_skipped = 0
+        # env -> (observation at its last forced action, how many times in a row)
+        self._forced: dict[int, tuple[bytes, int]] = {}
 
     def __call__(self, obs: np.ndarray, student_actions: np.ndarray, views) -> np.ndarray:
         n_envs = len(student_actions)
@@ -104,7 +138,19 @@ class TableAdvisor:
             executed = np.array(student_actions, copy=True).reshape(n_envs)
         advised = np.zeros(n_envs, dtype=bool)
         entries = self.table.lookup_batch(obs)
-        critical = [i for i, e in enumerate(entries) if e is not None and e.action is not None]
+        critical = []
+        for i, entry in enumerate(entries):
+            if entry is None or entry.action is None:
+                self._forced.pop(i, None)
+                continue
+            here = np.asarray(obs[i]).tobytes()
+            last, times = self._forced.get(i, (b"", 0))
+            times = times + 1 if last == here else 1
+            self._forced[i] = (here, times)
+            if times > MAX_REPEATS:  # the forced action keeps changing nothing
+                self.repeats_skipped += 1
+                continue
+            critical.append(i)
         if critical and self.game.continuous:
             for i in critical:
                 executed[i] = self.game.clip(entries[i].action)
@@ -165,6 +211,13 @@ class ImplicitRewardWrapper(gym.Wrapper):
         if judged:
             bonus = self.reward_scale * float(entry.reward)
             self.hits += 1
+        elif (
+            entry is not None
+            and self.game is not None
+            and takes_suggested_action(self.game, entry, action)
+        ):
+            bonus = -self.reward_scale * float(entry.reward)
+            self.hits += 1
         self._obs = obs
         return obs, float(reward) + bonus, terminated, truncated, {**info, "implicit_reward": bonus}
 
@@ -224,6 +277,11 @@ def refine(
     env = make_vec_env(make_env, n_envs=model.n_envs, seed=seed)
     model.set_env(env)
     model.set_random_seed(seed)
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is not None and buffer.size() == 0:
+        # A loaded DQN has no replay buffer: refill it before learning, as in training, rather
+        # than taking gradient steps on a handful of transitions.
+        model.learning_starts = model.num_timesteps + model.learning_starts
     advisor = TableAdvisor(game, table) if uses_actions else None
     attach_advisor(model, game, advisor)
     model.learn(total_timesteps=steps, reset_num_timesteps=False)
@@ -239,6 +297,7 @@ def refine(
         "improvement": after.mean_return - before.mean_return,
         "actions_replaced": advisor.advised if advisor else 0,
         "illegal_suggestions": advisor.illegal if advisor else 0,
+        "repeats_skipped": advisor.repeats_skipped if advisor else 0,
         "reward_bonuses": sum(w.hits for w in wrappers),
         "critical_states": len(table) if table is not None else 0,
         "seconds": round(time.perf_counter() - start, 2),

@@ -19,9 +19,10 @@ from tutorl.experiments.report import Block, Table, render_html, render_markdown
 VARIANT_TEXT = {
     "none": "continued training, no modulation",
     "A": "ULTRA-A: the suggested action executed at critical states",
-    "R": "ULTRA-R: the implicit reward added when the judged action is taken there",
+    "R": "ULTRA-R: the implicit reward added when the judged action is taken there again, "
+    "its opposite when the suggestion is",
     "RA": "ULTRA-RA: both",
-    "random": "RA on random states with random actions and shuffled rewards (ablation)",
+    "random": "RA on random states with random other actions and drawn rewards (ablation)",
 }
 
 

@@ -430,8 +430,9 @@ class CriticalTable:
             if continuous:
                 low, high = bounds
                 action = rng.uniform(low, high, size=np.asarray(step.action).size)
-            else:
-                action = int(rng.choice(step.legal)) if step.legal else None
+            else:  # a random legal action other than the agent's (which the reward judges)
+                others = [a for a in step.legal if a != step.action] or list(step.legal)
+                action = int(rng.choice(others)) if others else None
             reward = float(rng.choice(rewards))
             out.add(step.obs, Entry(action, reward, "random", judged_action=step.action))
         return out
