@@ -421,7 +421,7 @@ def test_run_ultra_on_hopper_end_to_end(tmp_path, monkeypatch):
     assert set(rows) == {"none", "A", "RA", "random"}
     assert len({r["before"][0] for r in rows.values()}) == 1  # the same agent before
     assert rows["A"]["precision"] is None and rows["A"]["recall"] is None
-    assert "| llm | A | 1 |" in (out / "ultra.md").read_text()
+    assert "| llm | A | 1 |" in (out / "report" / "ultra.md").read_text()
     results = {v: json.loads((seed / "llm" / f"{v}.json").read_text()) for v in ("A", "RA")}
     assert results["A"]["actions_replaced"] > 0 and results["A"]["reward_bonuses"] == 0
     # RA executes the suggestion at critical states, which then earns the opposite of the

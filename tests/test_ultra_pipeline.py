@@ -40,16 +40,21 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
             assert (seed / identifier / name).exists()
     rows = {(r["identifier"], r["variant"]): r for r in summary["rows"]}
     assert len(rows) == 6
-    expert = rows[("expert", "A")]
-    if expert["critical_steps"]:  # the expert names exactly the expert's critical steps
-        assert expert["precision"] == 1.0 and expert["recall"] == 1.0
+    # The expert identifier names exactly the expert's critical steps (however many there are).
+    expert = json.loads((seed / "expert" / "identification.json").read_text())
+    assert expert["quality"]["fp"] == 0 and expert["quality"]["fn"] == 0
+    assert expert["quality"]["tp"] == len(expert["critical"])
     llm = json.loads((seed / "llm" / "identification.json").read_text())
+    # Precision/recall pool (episode, step) pairs: every distinct named step is a tp or an fp.
+    named = {(e, t) for e, t, *_ in llm["critical"]}
+    assert llm["quality"]["tp"] + llm["quality"]["fp"] == len(named)
+    assert llm["quality"]["tp"] + llm["quality"]["fn"] == expert["quality"]["n_true"]
     assert llm["counters"]["chunks"] >= 4  # one chunk per short Blackjack episode at least
     assert llm["counters"]["valid"] + llm["counters"]["skipped"] == llm["counters"]["chunks"]
     # Every variant starts from the same agent: the same return before refinement.
     befores = {r["before"][0] for r in summary["rows"]}
     assert len(befores) == 1
-    table = (out / "ultra.md").read_text()
+    table = (out / "report" / "ultra.md").read_text()
     assert "| llm | A | 1 |" in table and "| expert | random | 1 |" in table
 
     from tutorl.ultra.report import write_ultra_report

@@ -535,8 +535,8 @@ def ultra(
     except ValidationError as error:
         raise UserError(_validation_message(error)) from None
     run_ultra(config, out, on_progress=lambda text: console.print(text, highlight=False))
-    console.print((out / "ultra.md").read_text(), highlight=False, markup=False)
-    _write_report(out)
+    console.print((out / "report" / "ultra.md").read_text(), highlight=False, markup=False)
+    console.print(f"report: {out / 'report'}")
 
 
 @app.command()

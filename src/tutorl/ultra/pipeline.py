@@ -14,9 +14,9 @@ resumes where a kill stopped it):
 4. ``<identifier>/<variant>.json``: continued training from ``agent.zip`` under each variant
    (``none`` is shared by the identifiers: it uses no table), return before and after.
 
-``OUT/ultra.json`` and ``OUT/ultra.md`` then hold the table over seeds: return before and after
-refinement (mean with a 95% bootstrap interval), the improvement, and the probability that a
-variant's seed ends above a ``none`` seed.
+``OUT/ultra.json`` and the report (``OUT/report/``, :mod:`tutorl.ultra.report`) then hold the
+table over seeds: return before and after refinement (mean with a 95% bootstrap interval), the
+improvement, and the probability that a variant's seed ends above a ``none`` seed.
 
 Continuous games (Hopper): PPO or A2C only, the ``llm`` identifier only (no expert, no action
 values), suggested actions are vectors, and the table matches states within a radius
@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tutorl._io import atomic_write_json, atomic_write_text
+from tutorl._io import atomic_write_json
 from tutorl.envs import get_game
 from tutorl.ultra.refine import VARIANTS, variants
 
@@ -297,6 +297,8 @@ def run_ultra(
 
     configure_threads()
     say = on_progress or (lambda _: None)
+    # The model first: an unknown or uninstalled one fails before anything is written.
+    llm = _make_llm(config) if "llm" in config.identifiers else None
     out.mkdir(parents=True, exist_ok=True)
     stored = out / "config.json"
     if stored.exists():
@@ -307,7 +309,6 @@ def run_ultra(
     else:
         atomic_write_json(stored, config.model_dump())
     game = get_game(config.env)
-    llm = _make_llm(config) if "llm" in config.identifiers else None
     for seed in range(config.seeds):
         folder = out / f"seed{seed}"
         folder.mkdir(exist_ok=True)
@@ -328,7 +329,7 @@ def run_ultra(
                 table.save(sub / "table.json")
             say(f"seed {seed}: {identifier} named {len(record['critical'])} critical steps")
             for variant in config.variants:
-                path = (folder if variant == "none" else sub) / f"{variant}.json"
+                path = _result_path(folder, identifier, variant)
                 if path.exists():
                     continue
                 name = "random-table.json" if variant == "random" else "table.json"
@@ -351,7 +352,9 @@ def run_ultra(
                 )
     summary = summarise(out, config)
     atomic_write_json(out / "ultra.json", summary)
-    atomic_write_text(out / "ultra.md", markdown(summary))
+    from tutorl.ultra.report import write_ultra_report
+
+    write_ultra_report(out)  # OUT/report/ultra.md, .html, .png, .csv
     return summary
 
 
@@ -365,7 +368,7 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
             results, quality, counters, sizes = [], [], [], []
             for seed in range(config.seeds):
                 folder = out / f"seed{seed}"
-                path = (folder if variant == "none" else folder / identifier) / f"{variant}.json"
+                path = _result_path(folder, identifier, variant)
                 if path.exists():
                     results.append(json.loads(path.read_text()))
                 ident = folder / identifier / "identification.json"
@@ -413,63 +416,16 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
     return {"config": config.model_dump(), "rows": rows}
 
 
+def _result_path(folder: Path, identifier: str, variant: str) -> Path:
+    """``none`` uses no table and is shared by the identifiers; the others live per identifier."""
+    return (folder if variant == "none" else folder / identifier) / f"{variant}.json"
+
+
 def _afters(out: Path, config: UltraConfig, identifier: str, variant: str) -> np.ndarray:
     values = []
     for seed in range(config.seeds):
         folder = out / f"seed{seed}"
-        path = (folder if variant == "none" else folder / identifier) / f"{variant}.json"
+        path = _result_path(folder, identifier, variant)
         if path.exists():
             values.append(json.loads(path.read_text())["return_after"])
     return np.array(values, dtype=float)
-
-
-def _interval(value: Any) -> str:
-    point, low, high = value
-    if point is None:
-        return "—"
-    if low is None:
-        return f"{point:.3f}"
-    return f"{point:.3f} [{low:.3f}, {high:.3f}]"
-
-
-def markdown(summary: dict[str, Any]) -> str:
-    """The summary as a Markdown table (``ultra.md``)."""
-    config = summary["config"]
-    agent = config["model"] or "{:,} training steps".format(config["train_steps"])
-    lines = [
-        f"# ULTRA: {config['env']} · {config['algo']}",
-        "",
-        f"Sub-optimal agent: {agent}; "
-        f"{config['episodes']} episodes per seed; refinement {config['refine_steps']:,} steps; "
-        f"reward scale {config['reward_scale']:g}; {config['seeds']} seeds. Returns: greedy "
-        f"evaluation on {config['eval_episodes']} episodes (exact for Blackjack); "
-        "[low, high]: 95% bootstrap interval over seeds.",
-        "",
-        "| identifier | variant | seeds | return before | return after | improvement "
-        "| P(beats none) | critical steps / seed | precision | recall | chunks skipped |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def fmt(value: float | None) -> str:
-        return "—" if value is None else f"{value:.2f}"
-
-    for row in summary["rows"]:
-        p = row["p_beats_none"]
-        lines.append(
-            f"| {row['identifier']} | {row['variant']} | {row['seeds']} "
-            f"| {_interval(row['before'])} | {_interval(row['after'])} "
-            f"| {_interval(row['improvement'])} "
-            f"| {'—' if p is None else _interval(p)} | {fmt(row['critical_steps'])} "
-            f"| {fmt(row['precision'])} | {fmt(row['recall'])} "
-            f"| {row['skipped_chunks']}/{row['chunks']} |"
-        )
-    lines.append("")
-    lines.append(
-        "Variants: none = continued training; A = the suggested action executed at critical "
-        "states; R = the implicit reward added when the judged action is taken there again, "
-        "its opposite when the suggestion is; RA = both; random = RA with random critical "
-        "states. Precision/recall: the identifier's "
-        "critical steps against the expert's (steps where the agent's action lost more than "
-        "the threshold of value)."
-    )
-    return "\n".join(lines) + "\n"
