@@ -103,6 +103,36 @@ def test_ultra_r_changes_only_the_rewards_of_judged_actions_at_critical_states()
     assert changed > 0 and suggested > 0  # both shaped outcomes occurred
 
 
+def test_a_positive_implicit_reward_is_paid_once_per_state_per_episode():
+    """DoorKey: turning left four times returns to the same state. A suggestion ('turn left')
+    that earns a bonus there pays it on the first lap only, so the loop cannot be farmed;
+    the judged action's penalty is paid every time; a new episode pays again."""
+    game = get_game("doorkey")
+    env = game.make(**game.options)
+    obs, _ = env.reset(seed=0)
+    table = CriticalTable(game=game)
+    table.add(obs, Entry(0, reward=-0.5, source="expert", judged_action=2))
+    shaped = ImplicitRewardWrapper(env, table, reward_scale=1.0)
+    for _episode in range(2):
+        shaped.reset(seed=0)
+        bonuses = []
+        for _ in range(3):  # three laps of four left turns, back to the start state each time
+            for _ in range(4):
+                bonuses.append(shaped.step(0)[4]["implicit_reward"])
+        assert bonuses[0] == pytest.approx(0.5)
+        assert bonuses[4] == 0.0 and bonuses[8] == 0.0  # the later laps pay nothing
+        assert sum(bonuses) == pytest.approx(0.5)
+    assert shaped.withheld == 4
+    # The judged action 'done' (6) is a no-op: the state stays critical, and its penalty is
+    # paid on every repeat.
+    noop = CriticalTable(game=game)
+    noop.add(obs, Entry(0, reward=-0.5, source="expert", judged_action=6))
+    shaped = ImplicitRewardWrapper(env, noop, reward_scale=1.0)
+    shaped.reset(seed=0)
+    penalties = [shaped.step(6)[4]["implicit_reward"] for _ in range(3)]
+    assert penalties == pytest.approx([-0.5, -0.5, -0.5])
+
+
 def test_refine_variants_and_bad_names():
     assert variants(["none", "a", "R", "ra", "random"]) == ["none", "A", "R", "RA", "random"]
     with pytest.raises(ValueError, match="unknown variant"):

@@ -24,6 +24,12 @@ Variants (ULTRA, arXiv 2505.20671, and its baselines):
   Symmetrically, taking the *suggested* action there (when it differs from the judged one)
   earns the opposite, ``−reward_scale × implicit reward``: if the agent's action was a mistake
   (r < 0) the suggestion is rewarded, if it was right (r > 0) the suggestion is penalised.
+  A *positive* implicit reward is paid at most once per critical state per episode (counted in
+  ``bonuses_withheld``): a state the agent can return to (DoorKey's turn-left cycle) would
+  otherwise pay a bonus on every lap, and the agent learns to farm the loop instead of the
+  task — measured on DoorKey, where unbounded bonuses left ULTRA-R at return 0 while plain
+  continued training reached 0.35. Penalties are paid every time: repeating them cannot be
+  farmed.
 - ``RA`` (ULTRA-RA): both: the suggestion is executed and, being the suggestion, earns
   ``−reward_scale × r``, so the buffer holds the suggested action with a shaped reward.
 - ``random``: the random-critical-states ablation: ``RA`` with a table of as many states drawn
@@ -192,10 +198,15 @@ class ImplicitRewardWrapper(gym.Wrapper):
         self.reward_scale = float(reward_scale)
         self._obs: Any = None
         self.hits = 0
+        self.withheld = 0
+        # Entries whose positive bonus this episode has already paid (by identity: the table
+        # owns its entries for the wrapper's lifetime).
+        self._paid: set[int] = set()
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         self._obs = obs
+        self._paid.clear()
         return obs, info
 
     def step(self, action):
@@ -210,14 +221,19 @@ class ImplicitRewardWrapper(gym.Wrapper):
             judged = entry.judged_action in (None, int(action))
         if judged:
             bonus = self.reward_scale * float(entry.reward)
-            self.hits += 1
         elif (
             entry is not None
             and self.game is not None
             and takes_suggested_action(self.game, entry, action)
         ):
             bonus = -self.reward_scale * float(entry.reward)
+        if bonus > 0.0 and id(entry) in self._paid:
+            bonus = 0.0
+            self.withheld += 1
+        elif bonus != 0.0:
             self.hits += 1
+            if bonus > 0.0:
+                self._paid.add(id(entry))
         self._obs = obs
         return obs, float(reward) + bonus, terminated, truncated, {**info, "implicit_reward": bonus}
 
@@ -299,6 +315,7 @@ def refine(
         "illegal_suggestions": advisor.illegal if advisor else 0,
         "repeats_skipped": advisor.repeats_skipped if advisor else 0,
         "reward_bonuses": sum(w.hits for w in wrappers),
+        "bonuses_withheld": sum(w.withheld for w in wrappers),
         "critical_states": len(table) if table is not None else 0,
         "seconds": round(time.perf_counter() - start, 2),
     }
