@@ -79,6 +79,13 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="another configuration"):
         run_ultra(config.model_copy(update={"refine_steps": 999}), out)
 
+    # More seeds extend the run: seed 0 is not redone, seed 1 is added to every row.
+    more = run_ultra(config.model_copy(update={"seeds": 2}), out)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.name != "config.json")
+    assert (out / "seed1" / "llm" / "A.json").exists()
+    assert {r["seeds"] for r in more["rows"]} == {2}
+    assert json.loads((out / "config.json").read_text())["seeds"] == 2
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

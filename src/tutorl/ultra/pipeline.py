@@ -301,12 +301,17 @@ def run_ultra(
     llm = _make_llm(config) if "llm" in config.identifiers else None
     out.mkdir(parents=True, exist_ok=True)
     stored = out / "config.json"
+    previous = None
     if stored.exists():
-        if UltraConfig.model_validate_json(stored.read_text()) != config:
+        previous = UltraConfig.model_validate_json(stored.read_text())
+        # Seeds are the one setting a finished run can change: seed k's files do not depend on
+        # how many seeds there are, so more seeds extend the run and fewer summarise a prefix.
+        if previous.model_copy(update={"seeds": config.seeds}) != config:
             raise ValueError(
-                f"{out} holds an ULTRA run of another configuration; use another --out"
+                f"{out} holds an ULTRA run of another configuration "
+                "(only --seeds may change); use another --out"
             )
-    else:
+    if previous is None or previous.seeds != config.seeds:
         atomic_write_json(stored, config.model_dump())
     game = get_game(config.env)
     for seed in range(config.seeds):
