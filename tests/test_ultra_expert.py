@@ -16,6 +16,7 @@ from tutorl.ultra.expert import (
     expert_critical_steps,
     expert_suggestions,
     precision_recall,
+    suggestion_soundness,
     value_lost,
 )
 
@@ -297,6 +298,25 @@ def test_expert_suggestions_give_the_expert_action_and_half_the_value_lost():
         expert_suggestions(game, views, [6], actions=actions)
     with pytest.raises(TypeError):
         expert_suggestions(game, views, [0], actions)  # type: ignore[misc]
+
+
+def test_suggestion_soundness_scores_the_suggested_actions():
+    game = get_game("blackjack")
+    # Episode 0: 20 vs 10, then 16 vs 10 (a close call: both actions within 0.1);
+    # episode 1: 12 vs 2.
+    views = [[np.array([20, 10, 0]), np.array([16, 10, 0])], [np.array([12, 2, 0])]]
+    named = [
+        (0, 0, HIT, -0.5, "hitting 20 loses 1.29: unsound"),
+        (0, 0, STICK, 0.5, "sticking on 20: sound"),
+        (0, 1, STICK, 0.0, "16 vs 10: either is sound"),
+        (0, 1, STICK, 0.0, "a repeat counts once"),
+        (1, 0, STICK, -0.2, "12 vs 2 stick loses 0.039 < 0.1: sound"),
+    ]
+    result = suggestion_soundness(game, views, named, threshold=0.1)
+    assert result == {"sound": 3, "suggestions": 4, "soundness": 0.75}
+    # A stricter threshold makes 12-vs-2 stick unsound (loses 0.039); the 16-vs-10 gap is 0.006.
+    assert suggestion_soundness(game, views, named, threshold=0.01)["sound"] == 2
+    assert suggestion_soundness(game, views, [], threshold=0.1)["soundness"] is None
 
 
 def test_precision_recall_on_hand_examples():

@@ -49,6 +49,9 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     named = {(e, t) for e, t, *_ in llm["critical"]}
     assert llm["quality"]["tp"] + llm["quality"]["fp"] == len(named)
     assert llm["quality"]["tp"] + llm["quality"]["fn"] == expert["quality"]["n_true"]
+    # Every distinct suggestion is scored; the expert's are all sound.
+    assert llm["quality"]["suggestions"] == len({(e, t, a) for e, t, a, *_ in llm["critical"]})
+    assert expert["quality"]["sound"] == expert["quality"]["suggestions"]
     assert llm["counters"]["chunks"] >= 4  # one chunk per short Blackjack episode at least
     assert llm["counters"]["valid"] + llm["counters"]["skipped"] == llm["counters"]["chunks"]
     # Every variant starts from the same agent: the same return before refinement.

@@ -9,7 +9,8 @@ critical when the agent's action differs from the expert's and the value it lost
 * :func:`expert_critical_steps` finds those steps (the ground truth of an identification);
 * :func:`expert_suggestions` turns steps into what an LLM is asked for: the action to take and
   an implicit reward judging the agent's action, from the expert (a strong LLM's stand-in);
-* :func:`precision_recall` scores a set of named steps against the true ones.
+* :func:`precision_recall` scores a set of named steps against the true ones;
+* :func:`suggestion_soundness` scores the actions suggested there.
 
 .. code-block:: python
 
@@ -151,6 +152,36 @@ def expert_suggestions(
     return out
 
 
+def suggestion_soundness(
+    game: Game,
+    views: Sequence[Sequence[View]],
+    named: Sequence[Sequence[Any]],
+    threshold: float,
+) -> dict[str, Any]:
+    """How many of an identifier's suggested actions are themselves sound: they lose at most
+    ``threshold`` of value against the best action (:func:`value_lost`).
+
+    Precision scores *where* an identifier intervenes; this scores *what* it would make the
+    agent do there, which is what ULTRA-A executes and RA rewards. The expert's suggestions are
+    sound by construction; a constant or random answer is sound about as often as a random
+    action is near-best.
+
+    :param game: a game with ``action_values``.
+    :param views: per episode, the state of each step.
+    :param named: ``(episode, step, action, ...)`` per named critical step.
+    :param threshold: value lost above which a suggestion is unsound (the identification's).
+    :return: ``sound``, ``suggestions`` (ints) and ``soundness`` (their ratio, ``None`` when
+        nothing was named).
+    """
+    suggestions = {(int(e), int(t), int(a)) for e, t, a, *_ in named}
+    sound = sum(value_lost(game, views[e][t], a) <= threshold for e, t, a in suggestions)
+    return {
+        "sound": int(sound),
+        "suggestions": len(suggestions),
+        "soundness": sound / len(suggestions) if suggestions else None,
+    }
+
+
 def _item(step: Any) -> Any:
     # Steps are ints (numpy ints included), or (episode, step) pairs when pooling episodes.
     return tuple(int(x) for x in step) if isinstance(step, tuple | list) else int(step)
@@ -191,5 +222,6 @@ __all__ = [
     "expert_critical_steps",
     "expert_suggestions",
     "precision_recall",
+    "suggestion_soundness",
     "value_lost",
 ]

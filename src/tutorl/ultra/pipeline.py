@@ -179,15 +179,31 @@ def _episodes(config: UltraConfig, seed: int, folder: Path, agent: Path):
     return episodes
 
 
-def _true_critical(config: UltraConfig, episodes) -> list[set[int]] | None:
-    from tutorl.ultra.expert import DEFAULT_THRESHOLDS, expert_critical_steps
+def _threshold(config: UltraConfig) -> float:
+    from tutorl.ultra.expert import DEFAULT_THRESHOLDS
+
+    if config.threshold is not None:
+        return config.threshold
+    return DEFAULT_THRESHOLDS.get(config.env, 0.1)
+
+
+def _soundness(config: UltraConfig, episodes, named) -> dict[str, Any] | None:
+    from tutorl.ultra.expert import suggestion_soundness
 
     game = get_game(config.env)
     if game.action_values is None:
         return None
-    threshold = config.threshold
-    if threshold is None:
-        threshold = DEFAULT_THRESHOLDS.get(config.env, 0.1)
+    views = [[s.view for s in e.steps] for e in episodes]
+    return suggestion_soundness(game, views, named, _threshold(config))
+
+
+def _true_critical(config: UltraConfig, episodes) -> list[set[int]] | None:
+    from tutorl.ultra.expert import expert_critical_steps
+
+    game = get_game(config.env)
+    if game.action_values is None:
+        return None
+    threshold = _threshold(config)
     return [
         set(
             expert_critical_steps(
@@ -239,6 +255,7 @@ def _identify(config: UltraConfig, identifier: str, episodes, llm: Any) -> dict[
         predicted = {(e, t) for e, t, *_ in named}
         truth = {(e, t) for e, steps in enumerate(true) for t in steps}
         record["quality"] = precision_recall(predicted, truth)
+        record["quality"].update(_soundness(config, episodes, named) or {})
     return record
 
 
@@ -366,6 +383,7 @@ def run_ultra(
 def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
     """Return before and after refinement over seeds, per identifier and variant."""
     from tutorl.experiments import stats
+    from tutorl.ultra.trajectories import load_episodes
 
     rows = []
     for identifier in config.identifiers:
@@ -379,7 +397,11 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
                 ident = folder / identifier / "identification.json"
                 if ident.exists():
                     record = json.loads(ident.read_text())
-                    quality.append(record.get("quality") or {})
+                    scores = record.get("quality") or {}
+                    if scores and "sound" not in scores:  # identified before soundness existed
+                        episodes = load_episodes(folder / "episodes.jsonl", get_game(config.env))
+                        scores.update(_soundness(config, episodes, record["critical"]) or {})
+                    quality.append(scores)
                     counters.append(record.get("counters") or {})
                     sizes.append(len(record["critical"]))
             before = np.array([r["return_before"] for r in results], dtype=float)
@@ -403,6 +425,9 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
             fp = sum(q.get("fp", 0) for q in quality)
             fn = sum(q.get("fn", 0) for q in quality)
             row["precision"] = tp / (tp + fp) if tp + fp else None
+            sound = sum(q.get("sound", 0) for q in quality)
+            suggestions = sum(q.get("suggestions", 0) for q in quality)
+            row["soundness"] = sound / suggestions if suggestions else None
             row["recall"] = tp / (tp + fn) if tp + fn else None
             row["skipped_chunks"] = sum(c.get("skipped", 0) for c in counters)
             row["chunks"] = sum(c.get("chunks", 0) for c in counters)

@@ -103,6 +103,7 @@ def write_ultra_report(out: Path) -> dict[str, Path]:
                 "critical steps / seed": _number(r["critical_steps"], 1),
                 "precision": _number(r["precision"]),
                 "recall": _number(r["recall"]),
+                "sound suggestions": _number(r.get("soundness")),
                 "chunks skipped": f"{r['skipped_chunks']}/{r['chunks']}",
             }
             for r in rows
@@ -113,7 +114,9 @@ def write_ultra_report(out: Path) -> dict[str, Path]:
         title="Return before and after refinement",
         caption="Mean over seeds with 95% bootstrap intervals. P(beats none): probability that "
         "a seed of the variant ends above a seed of continued training. Precision/recall: the "
-        "identifier's critical steps against the expert's.",
+        "identifier's critical steps against the expert's. Sound suggestions: the share of "
+        "its suggested actions that lose at most the threshold of value against the best "
+        "action (what A executes and RA rewards).",
     )
     blocks = [
         Block("h1", title),
