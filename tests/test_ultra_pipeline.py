@@ -98,6 +98,7 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
         (["--env", "blackjack", "--algo", "dqn", "--variant", "B"], "unknown variant"),
         (["--env", "blackjack", "--algo", "dqn", "--identifier", "oracle"], "identifiers"),
         (["--env", "blackjack", "--algo", "dqn", "--seeds", "0"], "seeds"),
+        (["--env", "doorkey", "--algo", "ppo", "--max-episode-steps", "0"], "max-episode-steps"),
     ],
 )
 def test_ultra_bad_input_is_one_line(tmp_path, args, message):

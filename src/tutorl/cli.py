@@ -491,6 +491,13 @@ def ultra(
     ] = None,
     train_steps: Annotated[int, typer.Option(help="Steps of the weak agent's training.")] = 5000,
     episodes: Annotated[int, typer.Option(help="Episodes of the agent to analyse.")] = 20,
+    max_episode_steps: Annotated[
+        int,
+        typer.Option(
+            help="Analyse at most this many steps of each episode (a weak agent that loops "
+            "to the time limit repeats itself; identification costs one LLM call per chunk)."
+        ),
+    ] = 500,
     identifier: Annotated[
         list[str] | None,
         typer.Option(help="llm and/or expert (default: both where the game has an expert)."),
@@ -520,6 +527,7 @@ def ultra(
             model=str(model) if model else None,
             train_steps=train_steps,
             episodes=episodes,
+            max_episode_steps=max_episode_steps,
             identifiers=identifier or _default_identifiers(env),
             variants=variant or ["none", "A", "R", "RA", "random"],
             refine_steps=refine_steps,
