@@ -107,6 +107,11 @@ class UltraConfig(BaseModel):
                 raise ValueError(f"invalid env option for {self.env}: {error}") from None
         if self.model is not None:
             self._check_model(game)
+        if self.threshold is None and game.action_values is not None:
+            from tutorl.ultra.expert import DEFAULT_THRESHOLDS
+
+            # Stored resolved too: a changed default cannot silently rescore a resumed run.
+            self.threshold = DEFAULT_THRESHOLDS.get(self.env, 0.1)
         if "llm" in self.identifiers and self.llm is None and self.llm_url is None:
             from tutorl.llm.models import DEFAULT_MODEL
 
