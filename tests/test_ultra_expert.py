@@ -259,9 +259,13 @@ def test_expert_critical_steps_on_snake_and_connect_four():
     snake = get_game("snake")
     corner = _snake_view([(0, 0), (1, 0), (2, 0)], UP, food=(5, 0))
     open_board = _snake_view([(5, 5), (6, 5), (7, 5)], UP, food=(2, 5))
-    # Into the wall: critical. A detour on an open board: not critical (a few moves' delay).
+    # Into the wall: critical at any threshold. A detour on an open board loses a few moves
+    # (0.005): critical under the default (every detour, the failure of a circling agent), not
+    # when only deaths count (0.5). Straight at the food loses nothing.
     views, actions = [corner, open_board, open_board], [STRAIGHT, TURN_LEFT, STRAIGHT]
-    assert expert_critical_steps(snake, views, actions, DEFAULT_THRESHOLDS["snake"]) == [0]
+    assert value_lost(snake, open_board, TURN_LEFT) == pytest.approx(0.005)
+    assert expert_critical_steps(snake, views, actions, DEFAULT_THRESHOLDS["snake"]) == [0, 1]
+    assert expert_critical_steps(snake, views, actions, 0.5) == [0]
 
     c4 = get_game("connect_four")
     win = _c4([".......", ".......", ".......", ".......", "O......", "XXX.OO."])

@@ -90,6 +90,18 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     assert json.loads((out / "config.json").read_text())["seeds"] == 2
 
 
+def test_a_second_ultra_run_on_a_busy_folder_is_refused(tmp_path):
+    from tutorl.experiments.executors import run_lock
+
+    out = tmp_path / "ultra"
+    held = run_lock(out)  # as a running `tutorl ultra` holds it
+    config = UltraConfig(env="blackjack", algo="dqn", identifiers=["expert"], seeds=1)
+    with pytest.raises(ValueError, match="another tutorl ultra is running"):
+        run_ultra(config, out)
+    assert not (out / "config.json").exists()  # nothing written
+    held.close()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -42,11 +42,14 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     # -0.047), i.e. it passes the game's success threshold; the median gap is 0.32, and clear
     # mistakes exceed 0.1: sticking on 12 vs 10 loses 0.155, hitting 20 vs 10 loses 1.29.
     "blackjack": 0.1,
-    # Snake's proxy values (snake.action_values) spread every surviving move over less than 1/2
-    # and put a fatal or trapping move more than 3/2 below any surviving one: 0.5 flags exactly
-    # the moves that kill or trap the snake while a surviving move existed, not detours (an
-    # undiscounted game: a detour costs time, not apples).
-    "snake": 0.5,
+    # Snake's proxy values (snake.action_values) put a fatal or trapping move more than 3/2
+    # below any surviving one, and a move off the shortest safe path to the food 1/400 per
+    # extra move below the one on it (a detour: 2 extra moves, 0.005). A weak agent does not
+    # die: it circles until the 100-moves-without-food limit ends the episode (5 of 5 episodes
+    # of a 10k-step PPO agent), a loop of detours none of which loses more than 0.01; with a
+    # threshold of 0.5 the expert named none of its 500 steps. 0.004 flags every detour as
+    # well as every fatal or trapping move.
+    "snake": 0.004,
     # Connect Four values: +1/-1 forced results, heuristic scores squashed into (-1, 1). Losing
     # more than half a game means throwing away a forced win, walking into a forced loss, or a
     # heuristic swing of 32 (+16 to -16) to 48 (0 to -48) points, i.e. one to two threats on

@@ -311,17 +311,36 @@ def _make_llm(config: UltraConfig) -> Any:
 def run_ultra(
     config: UltraConfig, out: Path, on_progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
-    """Run (or resume) the experiment into ``out``; return the summary (also in ``ultra.json``)."""
-    from tutorl.rl.evaluation import load_model
+    """Run (or resume) the experiment into ``out``; return the summary (also in ``ultra.json``).
+
+    :raises ValueError: ``out`` holds another configuration, or another process is running there.
+    """
+    from tutorl.experiments.executors import run_lock
     from tutorl.rl.train import configure_threads
-    from tutorl.ultra.refine import refine
-    from tutorl.ultra.table import CriticalTable
 
     configure_threads()
     say = on_progress or (lambda _: None)
     # The model first: an unknown or uninstalled one fails before anything is written.
     llm = _make_llm(config) if "llm" in config.identifiers else None
     out.mkdir(parents=True, exist_ok=True)
+    lock = run_lock(out)  # two runs writing one folder would overwrite each other's files
+    if lock is None:
+        raise ValueError(
+            f"another tutorl ultra is running in {out}; wait for it or use another --out"
+        )
+    try:
+        return _run_locked(config, out, llm, say)
+    finally:
+        lock.close()
+
+
+def _run_locked(
+    config: UltraConfig, out: Path, llm: Any, say: Callable[[str], None]
+) -> dict[str, Any]:
+    from tutorl.rl.evaluation import load_model
+    from tutorl.ultra.refine import refine
+    from tutorl.ultra.table import CriticalTable
+
     stored = out / "config.json"
     previous = None
     if stored.exists():
