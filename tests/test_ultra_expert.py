@@ -317,7 +317,9 @@ def test_suggestion_soundness_scores_the_suggested_actions():
         (1, 0, STICK, -0.2, "12 vs 2 stick loses 0.039 < 0.1: sound"),
     ]
     result = suggestion_soundness(game, views, named, threshold=0.1)
-    assert result == {"sound": 3, "suggestions": 4, "soundness": 0.75}
+    # Chance: a random action is sound at 20 vs 10 half the time (stick only), at 16 vs 10 and
+    # 12 vs 2 always (both within 0.1); over the 4 distinct suggestions: (1/2+1/2+1+1)/4.
+    assert result == {"sound": 3, "suggestions": 4, "soundness": 0.75, "chance": 0.75}
     # A stricter threshold makes 12-vs-2 stick unsound (loses 0.039); the 16-vs-10 gap is 0.006.
     assert suggestion_soundness(game, views, named, threshold=0.01)["sound"] == 2
     assert suggestion_soundness(game, views, [], threshold=0.1)["soundness"] is None

@@ -52,6 +52,14 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     # Every distinct suggestion is scored; the expert's are all sound.
     assert llm["quality"]["suggestions"] == len({(e, t, a) for e, t, a, *_ in llm["critical"]})
     assert expert["quality"]["sound"] == expert["quality"]["suggestions"]
+    from tutorl.envs import get_game
+    from tutorl.ultra.trajectories import load_episodes
+
+    analysed = load_episodes(seed / "episodes.jsonl", get_game("blackjack"))
+    assert llm["quality"]["steps"] == sum(len(e.steps) for e in analysed)
+    rows_llm = [r for r in summary["rows"] if r["identifier"] == "llm" and r["variant"] == "A"]
+    chance = rows_llm[0]["precision_chance"]
+    assert chance == pytest.approx(expert["quality"]["n_true"] / llm["quality"]["steps"])
     assert llm["counters"]["chunks"] >= 4  # one chunk per short Blackjack episode at least
     assert llm["counters"]["valid"] + llm["counters"]["skipped"] == llm["counters"]["chunks"]
     # Every variant starts from the same agent: the same return before refinement.

@@ -176,15 +176,22 @@ def suggestion_soundness(
     :param views: per episode, the state of each step.
     :param named: ``(episode, step, action, ...)`` per named critical step.
     :param threshold: value lost above which a suggestion is unsound (the identification's).
-    :return: ``sound``, ``suggestions`` (ints) and ``soundness`` (their ratio, ``None`` when
-        nothing was named).
+    :return: ``sound``, ``suggestions`` (ints), ``soundness`` (their ratio) and ``chance``
+        (the soundness a uniformly random legal action would have at the same steps); the
+        ratios are ``None`` when nothing was named.
     """
     suggestions = {(int(e), int(t), int(a)) for e, t, a, *_ in named}
     sound = sum(value_lost(game, views[e][t], a) <= threshold for e, t, a in suggestions)
+    chance = []
+    for e, t, _ in suggestions:
+        values = _values(game, views[e][t])
+        legal = values[~np.isnan(values)]
+        chance.append(float(np.mean(legal.max() - legal <= threshold)))
     return {
         "sound": int(sound),
         "suggestions": len(suggestions),
         "soundness": sound / len(suggestions) if suggestions else None,
+        "chance": float(np.mean(chance)) if chance else None,
     }
 
 

@@ -261,6 +261,7 @@ def _identify(config: UltraConfig, identifier: str, episodes, llm: Any) -> dict[
         truth = {(e, t) for e, steps in enumerate(true) for t in steps}
         record["quality"] = precision_recall(predicted, truth)
         record["quality"].update(_soundness(config, episodes, named) or {})
+        record["quality"]["steps"] = sum(len(e.steps) for e in episodes)
     return record
 
 
@@ -422,9 +423,10 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
                 if ident.exists():
                     record = json.loads(ident.read_text())
                     scores = record.get("quality") or {}
-                    if scores and "sound" not in scores:  # identified before soundness existed
+                    if scores and "chance" not in scores:  # identified before these existed
                         episodes = load_episodes(folder / "episodes.jsonl", get_game(config.env))
                         scores.update(_soundness(config, episodes, record["critical"]) or {})
+                        scores["steps"] = sum(len(e.steps) for e in episodes)
                     quality.append(scores)
                     counters.append(record.get("counters") or {})
                     sizes.append(len(record["critical"]))
@@ -449,9 +451,15 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
             fp = sum(q.get("fp", 0) for q in quality)
             fn = sum(q.get("fn", 0) for q in quality)
             row["precision"] = tp / (tp + fp) if tp + fp else None
+            # Chance levels: naming steps at random is as precise as the share of truly
+            # critical steps; random legal suggestions are sound at the mean `chance`.
+            steps = sum(q.get("steps", 0) for q in quality)
+            row["precision_chance"] = (tp + fn) / steps if steps else None
             sound = sum(q.get("sound", 0) for q in quality)
             suggestions = sum(q.get("suggestions", 0) for q in quality)
             row["soundness"] = sound / suggestions if suggestions else None
+            chance = sum(q.get("chance") * q["suggestions"] for q in quality if q.get("chance"))
+            row["soundness_chance"] = chance / suggestions if suggestions else None
             row["recall"] = tp / (tp + fn) if tp + fn else None
             row["skipped_chunks"] = sum(c.get("skipped", 0) for c in counters)
             row["chunks"] = sum(c.get("chunks", 0) for c in counters)

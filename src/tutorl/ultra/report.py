@@ -39,6 +39,12 @@ def _number(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _with_chance(value: float | None, chance: float | None) -> str:
+    if value is None:
+        return "—"
+    return _number(value) if chance is None else f"{value:.2f} ({chance:.2f})"
+
+
 def _figure(rows: list[dict[str, Any]], title: str) -> bytes:
     """Return after refinement per variant and identifier, with the 95% intervals."""
     import matplotlib
@@ -101,9 +107,11 @@ def write_ultra_report(out: Path) -> dict[str, Path]:
                 "improvement": _interval(r["improvement"]),
                 "P(beats none)": _interval(r["p_beats_none"], 2) if r["p_beats_none"] else "—",
                 "critical steps / seed": _number(r["critical_steps"], 1),
-                "precision": _number(r["precision"]),
+                "precision (chance)": _with_chance(r["precision"], r.get("precision_chance")),
                 "recall": _number(r["recall"]),
-                "sound suggestions": _number(r.get("soundness")),
+                "sound suggestions (chance)": _with_chance(
+                    r.get("soundness"), r.get("soundness_chance")
+                ),
                 "chunks skipped": f"{r['skipped_chunks']}/{r['chunks']}",
             }
             for r in rows
@@ -114,9 +122,11 @@ def write_ultra_report(out: Path) -> dict[str, Path]:
         title="Return before and after refinement",
         caption="Mean over seeds with 95% bootstrap intervals. P(beats none): probability that "
         "a seed of the variant ends above a seed of continued training. Precision/recall: the "
-        "identifier's critical steps against the expert's. Sound suggestions: the share of "
+        "identifier's critical steps against the expert's; chance: the precision of steps "
+        "named at random (the share of truly critical steps). Sound suggestions: the share of "
         "its suggested actions that lose at most the threshold of value against the best "
-        "action (what A executes and RA rewards).",
+        "action (what A executes and RA rewards); chance: a random legal action's share at "
+        "the same steps.",
     )
     blocks = [
         Block("h1", title),
