@@ -119,6 +119,7 @@ def test_a_second_ultra_run_on_a_busy_folder_is_refused(tmp_path):
         (["--env", "blackjack", "--algo", "dqn", "--identifier", "oracle"], "identifiers"),
         (["--env", "blackjack", "--algo", "dqn", "--seeds", "0"], "seeds"),
         (["--env", "doorkey", "--algo", "ppo", "--max-episode-steps", "0"], "max-episode-steps"),
+        (["--env", "doorkey", "--algo", "ppo", "--threshold", "-1"], "threshold"),
     ],
 )
 def test_ultra_bad_input_is_one_line(tmp_path, args, message):

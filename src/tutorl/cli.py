@@ -491,6 +491,13 @@ def ultra(
     ] = None,
     train_steps: Annotated[int, typer.Option(help="Steps of the weak agent's training.")] = 5000,
     episodes: Annotated[int, typer.Option(help="Episodes of the agent to analyse.")] = 20,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Value lost above which the expert calls a step critical (default: the "
+            "game's; set it for other DoorKey sizes, where a wasted step costs 0.9/limit)."
+        ),
+    ] = None,
     max_episode_steps: Annotated[
         int,
         typer.Option(
@@ -527,6 +534,7 @@ def ultra(
             model=str(model) if model else None,
             train_steps=train_steps,
             episodes=episodes,
+            threshold=threshold,
             max_episode_steps=max_episode_steps,
             identifiers=identifier or _default_identifiers(env),
             variants=variant or ["none", "A", "R", "RA", "random"],
