@@ -96,6 +96,20 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     assert (out / "seed1" / "llm" / "A.json").exists()
     assert {r["seeds"] for r in more["rows"]} == {2}
     assert json.loads((out / "config.json").read_text())["seeds"] == 2
+    # Pooled chance precision: each seed's share of critical steps, weighted by the steps it
+    # named (as precision pools tp / (tp + fp)).
+    qs = [
+        json.loads((out / f"seed{k}" / "llm" / "identification.json").read_text())["quality"]
+        for k in range(2)
+    ]
+    named = [q["tp"] + q["fp"] for q in qs]
+    shares = [q["n_true"] / q["steps"] for q in qs]
+    expected = sum(n * c for n, c in zip(named, shares, strict=True)) / sum(named)
+    row = next(r for r in more["rows"] if r["identifier"] == "llm" and r["variant"] == "A")
+    assert row["precision_chance"] == pytest.approx(expected)
+    # Fewer seeds than stored (e.g. the default --seeds on a longer run) is refused.
+    with pytest.raises(ValueError, match="holds 2 seeds"):
+        run_ultra(config, out)
 
 
 def test_a_second_ultra_run_on_a_busy_folder_is_refused(tmp_path):
@@ -103,11 +117,13 @@ def test_a_second_ultra_run_on_a_busy_folder_is_refused(tmp_path):
 
     out = tmp_path / "ultra"
     held = run_lock(out)  # as a running `tutorl ultra` holds it
-    config = UltraConfig(env="blackjack", algo="dqn", identifiers=["expert"], seeds=1)
-    with pytest.raises(ValueError, match="another tutorl ultra is running"):
-        run_ultra(config, out)
-    assert not (out / "config.json").exists()  # nothing written
-    held.close()
+    try:
+        config = UltraConfig(env="blackjack", algo="dqn", identifiers=["expert"], seeds=1)
+        with pytest.raises(ValueError, match="another tutorl ultra is running"):
+            run_ultra(config, out)
+        assert not (out / "config.json").exists()  # nothing written
+    finally:
+        held.close()
 
 
 @pytest.mark.parametrize(

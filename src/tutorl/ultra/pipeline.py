@@ -262,6 +262,7 @@ def _identify(config: UltraConfig, identifier: str, episodes, llm: Any) -> dict[
         record["quality"] = precision_recall(predicted, truth)
         record["quality"].update(_soundness(config, episodes, named) or {})
         record["quality"]["steps"] = sum(len(e.steps) for e in episodes)
+        record["quality"]["threshold"] = _threshold(config)
     return record
 
 
@@ -347,11 +348,15 @@ def _run_locked(
     if stored.exists():
         previous = UltraConfig.model_validate_json(stored.read_text())
         # Seeds are the one setting a finished run can change: seed k's files do not depend on
-        # how many seeds there are, so more seeds extend the run and fewer summarise a prefix.
+        # how many seeds there are, so more seeds extend the run.
         if previous.model_copy(update={"seeds": config.seeds}) != config:
             raise ValueError(
                 f"{out} holds an ULTRA run of another configuration "
                 "(only --seeds may change); use another --out"
+            )
+        if config.seeds < previous.seeds:  # e.g. the default --seeds 3 on a 5-seed run
+            raise ValueError(
+                f"{out} holds {previous.seeds} seeds; pass --seeds {previous.seeds} or more"
             )
     if previous is None or previous.seeds != config.seeds:
         atomic_write_json(stored, config.model_dump())
@@ -446,15 +451,28 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
                 "reward_bonuses": float(np.mean([r["reward_bonuses"] for r in results]))
                 if results
                 else None,
+                "bonuses_withheld": float(np.mean([r.get("bonuses_withheld", 0) for r in results]))
+                if results
+                else None,
             }
             tp = sum(q.get("tp", 0) for q in quality)
             fp = sum(q.get("fp", 0) for q in quality)
             fn = sum(q.get("fn", 0) for q in quality)
             row["precision"] = tp / (tp + fp) if tp + fp else None
             # Chance levels: naming steps at random is as precise as the share of truly
-            # critical steps; random legal suggestions are sound at the mean `chance`.
-            steps = sum(q.get("steps", 0) for q in quality)
-            row["precision_chance"] = (tp + fn) / steps if steps else None
+            # critical steps, per seed; pooled like precision itself, i.e. weighted by the
+            # steps each seed named. Random legal suggestions are sound at the mean `chance`.
+            named = sum(q["tp"] + q["fp"] for q in quality if q.get("steps"))
+            row["precision_chance"] = (
+                sum(
+                    (q["tp"] + q["fp"]) * (q["tp"] + q["fn"]) / q["steps"]
+                    for q in quality
+                    if q.get("steps")
+                )
+                / named
+                if named
+                else None
+            )
             sound = sum(q.get("sound", 0) for q in quality)
             suggestions = sum(q.get("suggestions", 0) for q in quality)
             row["soundness"] = sound / suggestions if suggestions else None

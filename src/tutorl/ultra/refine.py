@@ -24,7 +24,8 @@ Variants (ULTRA, arXiv 2505.20671, and its baselines):
   Symmetrically, taking the *suggested* action there (when it differs from the judged one)
   earns the opposite, ``−reward_scale × implicit reward``: if the agent's action was a mistake
   (r < 0) the suggestion is rewarded, if it was right (r > 0) the suggestion is penalised.
-  A *positive* implicit reward is paid at most once per critical state per episode (counted in
+  A *positive* bonus (the judged action's ``r > 0``, or the suggestion's ``−r`` when
+  ``r < 0``) is paid at most once per critical state per episode (counted in
   ``bonuses_withheld``): a state the agent can return to (DoorKey's turn-left cycle) would
   otherwise pay a bonus on every lap, and the agent learns to farm the loop instead of the
   task — measured on DoorKey, where unbounded bonuses left ULTRA-R at return 0 while plain
@@ -177,10 +178,14 @@ class TableAdvisor:
 
 class ImplicitRewardWrapper(gym.Wrapper):
     """Adds ``reward_scale × implicit reward`` to the reward of a step taken from a critical
-    state (looked up by the observation the agent acted on) with the judged action (see the
-    module docstring and :func:`takes_judged_action`); other rewards are unchanged.
+    state (looked up by the observation the agent acted on) with the judged action, and its
+    opposite when the suggested action is taken there instead (see the module docstring,
+    :func:`takes_judged_action` and :func:`takes_suggested_action`); a positive bonus is paid
+    at most once per critical state per episode; other rewards are unchanged.
 
-    ``info["implicit_reward"]`` holds the added amount (0.0 off critical states).
+    ``info["implicit_reward"]`` holds the added amount (0.0 off critical states, for other
+    actions, and for a withheld bonus). ``hits`` counts the bonuses paid (non-zero),
+    ``withheld`` the positive ones withheld as repeats.
 
     :param env: the env.
     :param table: the critical-state table.
