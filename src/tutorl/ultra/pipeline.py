@@ -410,78 +410,82 @@ def _run_locked(
     return summary
 
 
+def _identification_summary(out: Path, config: UltraConfig, identifier: str) -> dict[str, Any]:
+    """An identifier's quality pooled over seeds (the same for every variant it feeds)."""
+    from tutorl.ultra.trajectories import load_episodes
+
+    quality, counters, sizes = [], [], []
+    for seed in range(config.seeds):
+        folder = out / f"seed{seed}"
+        ident = folder / identifier / "identification.json"
+        if not ident.exists():
+            continue
+        record = json.loads(ident.read_text())
+        scores = record.get("quality") or {}
+        if scores and "chance" not in scores:  # identified before these scores existed
+            episodes = load_episodes(folder / "episodes.jsonl", get_game(config.env))
+            scores.update(_soundness(config, episodes, record["critical"]) or {})
+            scores["steps"] = sum(len(e.steps) for e in episodes)
+        quality.append(scores)
+        counters.append(record.get("counters") or {})
+        sizes.append(len(record["critical"]))
+    tp = sum(q.get("tp", 0) for q in quality)
+    fp = sum(q.get("fp", 0) for q in quality)
+    fn = sum(q.get("fn", 0) for q in quality)
+    # Chance levels: naming steps at random is as precise as the share of truly critical
+    # steps, per seed; pooled like precision itself, i.e. weighted by the steps each seed
+    # named. Random legal suggestions are sound at the mean `chance`.
+    scored = [q for q in quality if q.get("steps")]
+    named = sum(q["tp"] + q["fp"] for q in scored)
+    chance_tp = sum((q["tp"] + q["fp"]) * (q["tp"] + q["fn"]) / q["steps"] for q in scored)
+    sound = sum(q.get("sound", 0) for q in quality)
+    suggestions = sum(q.get("suggestions", 0) for q in quality)
+    chance_sound = sum(q["chance"] * q["suggestions"] for q in quality if q.get("chance"))
+    return {
+        "critical_steps": float(np.mean(sizes)) if sizes else None,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "precision_chance": chance_tp / named if named else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "soundness": sound / suggestions if suggestions else None,
+        "soundness_chance": chance_sound / suggestions if suggestions else None,
+        "skipped_chunks": sum(c.get("skipped", 0) for c in counters),
+        "chunks": sum(c.get("chunks", 0) for c in counters),
+    }
+
+
 def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
     """Return before and after refinement over seeds, per identifier and variant."""
     from tutorl.experiments import stats
-    from tutorl.ultra.trajectories import load_episodes
 
     rows = []
     for identifier in config.identifiers:
+        identification = _identification_summary(out, config, identifier)
         for variant in config.variants:
-            results, quality, counters, sizes = [], [], [], []
+            results = []
             for seed in range(config.seeds):
-                folder = out / f"seed{seed}"
-                path = _result_path(folder, identifier, variant)
+                path = _result_path(out / f"seed{seed}", identifier, variant)
                 if path.exists():
                     results.append(json.loads(path.read_text()))
-                ident = folder / identifier / "identification.json"
-                if ident.exists():
-                    record = json.loads(ident.read_text())
-                    scores = record.get("quality") or {}
-                    if scores and "chance" not in scores:  # identified before these existed
-                        episodes = load_episodes(folder / "episodes.jsonl", get_game(config.env))
-                        scores.update(_soundness(config, episodes, record["critical"]) or {})
-                        scores["steps"] = sum(len(e.steps) for e in episodes)
-                    quality.append(scores)
-                    counters.append(record.get("counters") or {})
-                    sizes.append(len(record["critical"]))
+
+            def mean(key: str, results=results) -> float | None:
+                return float(np.mean([r.get(key, 0) for r in results])) if results else None
+
             before = np.array([r["return_before"] for r in results], dtype=float)
             after = np.array([r["return_after"] for r in results], dtype=float)
-            row: dict[str, Any] = {
-                "identifier": identifier,
-                "variant": variant,
-                "seeds": len(results),
-                "before": stats.interval(before),
-                "after": stats.interval(after),
-                "improvement": stats.interval(after - before),
-                "critical_steps": float(np.mean(sizes)) if sizes else None,
-                "actions_replaced": float(np.mean([r["actions_replaced"] for r in results]))
-                if results
-                else None,
-                "reward_bonuses": float(np.mean([r["reward_bonuses"] for r in results]))
-                if results
-                else None,
-                "bonuses_withheld": float(np.mean([r.get("bonuses_withheld", 0) for r in results]))
-                if results
-                else None,
-            }
-            tp = sum(q.get("tp", 0) for q in quality)
-            fp = sum(q.get("fp", 0) for q in quality)
-            fn = sum(q.get("fn", 0) for q in quality)
-            row["precision"] = tp / (tp + fp) if tp + fp else None
-            # Chance levels: naming steps at random is as precise as the share of truly
-            # critical steps, per seed; pooled like precision itself, i.e. weighted by the
-            # steps each seed named. Random legal suggestions are sound at the mean `chance`.
-            named = sum(q["tp"] + q["fp"] for q in quality if q.get("steps"))
-            row["precision_chance"] = (
-                sum(
-                    (q["tp"] + q["fp"]) * (q["tp"] + q["fn"]) / q["steps"]
-                    for q in quality
-                    if q.get("steps")
-                )
-                / named
-                if named
-                else None
+            rows.append(
+                {
+                    "identifier": identifier,
+                    "variant": variant,
+                    "seeds": len(results),
+                    "before": stats.interval(before),
+                    "after": stats.interval(after),
+                    "improvement": stats.interval(after - before),
+                    "actions_replaced": mean("actions_replaced"),
+                    "reward_bonuses": mean("reward_bonuses"),
+                    "bonuses_withheld": mean("bonuses_withheld"),
+                    **identification,
+                }
             )
-            sound = sum(q.get("sound", 0) for q in quality)
-            suggestions = sum(q.get("suggestions", 0) for q in quality)
-            row["soundness"] = sound / suggestions if suggestions else None
-            chance = sum(q.get("chance") * q["suggestions"] for q in quality if q.get("chance"))
-            row["soundness_chance"] = chance / suggestions if suggestions else None
-            row["recall"] = tp / (tp + fn) if tp + fn else None
-            row["skipped_chunks"] = sum(c.get("skipped", 0) for c in counters)
-            row["chunks"] = sum(c.get("chunks", 0) for c in counters)
-            rows.append(row)
     # P(a variant's seed ends above a `none` seed), per identifier.
     for row in rows:
         none = next(
