@@ -112,6 +112,28 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
         run_ultra(config, out)
 
 
+def test_a_folder_without_a_stored_threshold_resumes_only_with_an_explicit_one(tmp_path):
+    # Folders written before the threshold was stored say "threshold": null; filling in
+    # today's default could rescore them with another threshold than they were made with.
+    def small(**kw):
+        return UltraConfig(
+            env="blackjack", algo="dqn", train_steps=300, episodes=2, identifiers=["expert"],
+            variants=["none"], refine_steps=200, seeds=1, eval_episodes=5, **kw,
+        )  # fmt: skip
+
+    out = tmp_path / "ultra"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({**small().model_dump(), "threshold": None}))
+    with pytest.raises(ValueError, match="explicit --threshold"):
+        run_ultra(small(), out)
+    run_ultra(small(threshold=0.05), out)
+    assert json.loads((out / "config.json").read_text())["threshold"] == 0.05
+    quality = json.loads((out / "seed0" / "expert" / "identification.json").read_text())
+    assert quality["quality"]["threshold"] == 0.05
+    with pytest.raises(ValueError, match="another configuration"):
+        run_ultra(small(), out)  # from now on the stored 0.05 holds (the default is 0.1)
+
+
 def test_a_second_ultra_run_on_a_busy_folder_is_refused(tmp_path):
     from tutorl.experiments.executors import run_lock
 

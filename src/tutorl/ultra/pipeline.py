@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from tutorl._io import atomic_write_json
 from tutorl.envs import get_game
@@ -61,6 +61,7 @@ class UltraConfig(BaseModel):
     seeds: int = Field(3, ge=1)
     eval_episodes: int = Field(100, gt=0)
     threshold: float | None = Field(None, ge=0)  # expert's value-lost threshold
+    _threshold_given: bool = PrivateAttr(False)  # True: the user chose it (not the default)
     chunk_tokens: int = Field(600, ge=200)  # approx. tokens; real ones can be 2x
     max_critical: int = Field(5, ge=1, le=10)
     env_options: dict[str, Any] = Field(default_factory=dict)
@@ -107,6 +108,7 @@ class UltraConfig(BaseModel):
                 raise ValueError(f"invalid env option for {self.env}: {error}") from None
         if self.model is not None:
             self._check_model(game)
+        self._threshold_given = self.threshold is not None
         if self.threshold is None and game.action_values is not None:
             from tutorl.ultra.expert import DEFAULT_THRESHOLDS
 
@@ -344,12 +346,22 @@ def _run_locked(
     from tutorl.ultra.table import CriticalTable
 
     stored = out / "config.json"
-    previous = None
+    previous, raw = None, {}
     if stored.exists():
-        previous = UltraConfig.model_validate_json(stored.read_text())
+        raw = json.loads(stored.read_text())
+        previous = UltraConfig.model_validate(raw)
+        if raw.get("threshold", 0) is None and previous.threshold is not None:
+            # Written before thresholds were stored: the validator just filled in today's
+            # default, which may not be the one this folder was scored with.
+            if not config._threshold_given:
+                raise ValueError(
+                    f"{out} was written before tutorl stored the expert's threshold; "
+                    "resume it with an explicit --threshold"
+                )
+            previous = previous.model_copy(update={"threshold": config.threshold})
         # Seeds are the one setting a finished run can change: seed k's files do not depend on
         # how many seeds there are, so more seeds extend the run.
-        if previous.model_copy(update={"seeds": config.seeds}) != config:
+        if previous.model_copy(update={"seeds": config.seeds}).model_dump() != config.model_dump():
             raise ValueError(
                 f"{out} holds an ULTRA run of another configuration "
                 "(only --seeds may change); use another --out"
@@ -358,7 +370,7 @@ def _run_locked(
             raise ValueError(
                 f"{out} holds {previous.seeds} seeds; pass --seeds {previous.seeds} or more"
             )
-    if previous is None or previous.seeds != config.seeds:
+    if previous is None or raw.get("threshold", 0) is None or previous.seeds != config.seeds:
         atomic_write_json(stored, config.model_dump())
     game = get_game(config.env)
     for seed in range(config.seeds):
