@@ -75,6 +75,22 @@ def test_smoke_sweep_writes_the_report(uninterrupted):
     assert (expert["agreement"] == 1.0).all()
 
 
+def test_report_records_its_own_command_with_tutor_eval_files(tmp_path, uninterrupted, env):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(uninterrupted, out)
+    evaluation = ROOT / "docs" / "results" / "tutor-eval" / "te-expert.json"
+    command = ["report", str(out), "--reps", "200", "--tutor-eval", str(evaluation)]
+    result = subprocess.run(
+        [sys.executable, "-m", "tutorl.cli", *command], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    markdown = (out / "report" / "report.md").read_text()
+    # Whoever reads the report can remake exactly these numbers.
+    assert f"tutorl report {out} --reps 200 --tutor-eval {evaluation}" in markdown
+
+
 def test_ray_executor_gives_the_same_results(tmp_path, uninterrupted, env):
     out = tmp_path / "ray"
     result = subprocess.run(

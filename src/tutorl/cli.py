@@ -461,11 +461,17 @@ def _write_report(out: Path, reps: int = 2000, tutor_eval: list[Path] | None = N
     done = int((runs["status"] == "done").sum())
     if done == 0:
         raise UserError(f"{out} has no finished runs yet: nothing to report")
+    # The report's own command as it was run, so its numbers can be remade exactly.
+    report_command = " ".join(
+        [f"tutorl report {out}"]
+        + ([f"--reps {reps}"] if reps != 2000 else [])
+        + [f"--tutor-eval {path}" for path in tutor_eval or []]
+    )
     meta = {
         "name": spec.name,
         "metric_definitions": METRIC_DEFINITIONS,
         "tutor_quality": tutor_eval_table(tutor_eval) if tutor_eval else None,
-        "command": f"tutorl sweep {out / 'sweep.yaml'} --out {out} && tutorl report {out}",
+        "command": f"tutorl sweep {out / 'sweep.yaml'} --out {out} && {report_command}",
     }
     paths = write_report(out, runs, curves, meta, reps=reps)
     console.print(
