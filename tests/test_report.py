@@ -190,13 +190,15 @@ def test_write_report(tmp_path):
     html = paths["report.html"].read_text()
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html)
     assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3  # two games' curves, the answers figure
+    assert paths["answers.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "evaluation &lt;crashed&gt; &amp; stopped" in html  # the error, escaped
     assert "<crashed>" not in html
     assert "0.970 [0.950, 0.980]" in html  # offline tutor quality
 
     md = paths["report.md"].read_text()
     assert "![Learning curves, snake ppo](curves/snake-ppo.png)" in md
+    assert md.index("![The answers at a glance](answers.png)") < md.index("## blackjack · ppo")
     assert "evaluation \\<crashed> & stopped" in md
     sections = dict(re.findall(r"^## (\S+ · ppo)\n(.*?)(?=^## )", md, re.S | re.M))
     assert set(sections) == {"blackjack · ppo", "snake · ppo"}
@@ -257,3 +259,15 @@ def test_numbers_holds_every_number_of_every_table():
         assert len(rows) == int(numeric.notna().sum().sum()), name
         # Spot-check values: the sum of every number survives the reshaping.
         assert rows["value"].sum() == pytest.approx(float(np.nansum(numeric.to_numpy())))
+
+
+def test_answers_figure_needs_a_finished_comparison(tmp_path):
+    from tutorl.experiments.report import plot_answers
+    from tutorl.experiments.tables import prepare_runs, tables
+
+    runs = synthetic_runs()
+    baseline_only = prepare_runs(runs[runs["arm"] == "none"])
+    assert plot_answers(tables(baseline_only, reps=100), tmp_path / "a.png") is None
+    assert not (tmp_path / "a.png").exists()
+    path = plot_answers(tables(prepare_runs(runs), reps=100), tmp_path / "b.png")
+    assert path is not None and path.read_bytes()[:4] == b"\x89PNG"

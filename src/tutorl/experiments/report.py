@@ -558,6 +558,105 @@ def _summary(runs: pd.DataFrame, reps: int) -> list[str]:
     ]
 
 
+def plot_answers(t: dict[str, pd.DataFrame], path: Path) -> Path | None:
+    """The summary table as a figure: per game (rows), each tutor × algorithm's convergence
+    ratio against no tutor, its difference in final return, and reuse's convergence ratio
+    against no reuse, with 95% bootstrap intervals. A bound (some runs never converged) is an
+    open marker pointing the way the true value lies; an unknown ratio is left out. Labels
+    carry the tutor's agreement with the expert, so speed is never read without quality.
+
+    :param t: The tables of :func:`tutorl.experiments.tables.tables`.
+    :param path: Where to write the PNG.
+    :return: ``path``, or None when no comparison has finished runs.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
+
+    acc, reuse, quality = t["acceleration"], t["reuse"], t["tutor_quality"]
+    acc = acc[~acc["reuse"].astype(bool) & (acc["tutored_seeds"] > 0) & (acc["baseline_seeds"] > 0)]
+    games = list(dict.fromkeys(acc["env"]))
+    if not games:
+        return None
+    heights = [max(2, int((acc["env"] == g).sum())) for g in games]
+    fig = Figure(figsize=(13, 1.0 + 0.26 * sum(heights) + 0.4 * len(games)), dpi=100)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(len(games), 3, height_ratios=heights, wspace=0.08, hspace=0.25)
+    tutors = list(dict.fromkeys(acc["tutor"]))
+    colours = {tutor: _PALETTE[i % len(_PALETTE)] for i, tutor in enumerate(tutors)}
+    markers = {"≥": ">", "≤": "<"}  # the side the true ratio lies on
+
+    def draw(ax: Any, y: int, point: Any, low: Any, high: Any, bound: Any, colour: str) -> None:
+        if _missing(point):
+            return
+        marker = markers.get(bound if isinstance(bound, str) else "", "o")
+        filled = marker == "o"
+        if not (_missing(low) or _missing(high)):
+            ax.plot([low, min(high, 1e6)], [y, y], color=colour, linewidth=1.6, alpha=0.8)
+        ax.plot(
+            [point], [y], marker=marker, markersize=7, color=colour,
+            markerfacecolor=colour if filled else "white", markeredgewidth=1.5,
+        )  # fmt: skip
+
+    for g, game in enumerate(games):
+        rows = acc[acc["env"] == game]
+        axes = [fig.add_subplot(grid[g, c]) for c in range(3)]
+        labels = []
+        for y, (_, row) in enumerate(rows.iterrows()):
+            colour = colours[row["tutor"]]
+            q = quality[(quality["env"] == game) & (quality["tutor"] == row["tutor"])]
+            agreement = q.iloc[0]["training_agreement"] if len(q) else float("nan")
+            labels.append(
+                f"{row['algo']} · {row['tutor']}"
+                + ("" if _missing(agreement) else f" ({float(agreement):.2f})")
+            )
+            draw(
+                axes[0], y, row["convergence_ratio"], row["convergence_ratio_low"],
+                row["convergence_ratio_high"], row["convergence_ratio_bound"], colour,
+            )  # fmt: skip
+            draw(
+                axes[1], y, row["final_return_diff"], row["final_return_diff_low"],
+                row["final_return_diff_high"], None, colour,
+            )  # fmt: skip
+            other = reuse[
+                (reuse["env"] == game) & (reuse["algo"] == row["algo"])
+                & (reuse["tutor"] == row["tutor"])
+            ]  # fmt: skip
+            if len(other) and other.iloc[0]["seeds_on"] and other.iloc[0]["seeds_off"]:
+                o = other.iloc[0]
+                draw(
+                    axes[2], y, o["convergence_ratio"], o["convergence_ratio_low"],
+                    o["convergence_ratio_high"], o["convergence_ratio_bound"], colour,
+                )  # fmt: skip
+        for c, ax in enumerate(axes):
+            ax.axvline(0 if c == 1 else 1, color="grey", linewidth=1, linestyle="--")
+            if c != 1:
+                ax.set_xscale("log")
+                lo, hi = ax.get_xlim()
+                lo, hi = max(lo, 0.05), min(hi, 20)  # an unbounded interval stays readable
+                ax.set_xlim(lo, hi)
+                steps = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20)
+                if hi / lo < 8:  # a narrow axis gets finer ticks
+                    steps = (0.5, 0.8, 1, 1.25, 2, 5)
+                ticks = [v for v in steps if lo <= v <= hi]
+                ax.xaxis.set_major_locator(FixedLocator(ticks))
+                ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+                ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_ylim(len(rows) - 0.5, -0.5)
+            ax.set_yticks(range(len(rows)))
+            ax.set_yticklabels(labels if c == 0 else [], fontsize=8)
+            ax.grid(alpha=0.3, axis="x")
+            ax.tick_params(axis="x", labelsize=8)
+        axes[0].set_ylabel(game, fontsize=10, fontweight="bold")
+        if g == 0:
+            axes[0].set_title("tutor vs none: convergence ratio (>1 sooner)", fontsize=9)
+            axes[1].set_title("Δ final return, tutored − none", fontsize=9)
+            axes[2].set_title("reuse vs off: convergence ratio (>1 sooner)", fontsize=9)
+    fig.subplots_adjust(left=0.2, right=0.98, top=1 - 0.6 / fig.get_figheight(), bottom=0.04)
+    _write_png(fig, Path(path))
+    return Path(path)
+
+
 # ---------------------------------------------------------------------------------------------
 # Document: built once as blocks, rendered as Markdown and as HTML
 
@@ -584,6 +683,17 @@ def _document(
     summary = _summary_table(t)
     if len(summary.frame):
         blocks.append(_Block("table", summary))
+    if ("", "answers") in images:
+        blocks.append(_Block("img", (images[("", "answers")], "The answers at a glance")))
+        blocks.append(
+            _Block(
+                "p",
+                "The table as a figure: points with 95% bootstrap intervals over seeds; open "
+                "markers are bounds pointing where the true ratio lies (some runs never "
+                "converged); unknown ratios are left out; agreement with the expert in "
+                "parentheses.",
+            )
+        )
     config = t["configurations"]
     for env, algo in pairs(runs):
         blocks.append(_Block("h2", f"{env} · {algo}"))
@@ -866,6 +976,11 @@ def write_report(
         images[(env, algo)] = rel
         image_data[rel] = path.read_bytes()
         written[rel] = path
+    answers = plot_answers(t, folder / "answers.png")
+    if answers is not None:
+        images[("", "answers")] = "answers.png"
+        image_data["answers.png"] = answers.read_bytes()
+        written["answers.png"] = answers
     blocks = _document(runs, t, meta, images, reps)
     title = f"tutorl report: {meta.get('name') or 'sweep'}"
     for rel, text in (
