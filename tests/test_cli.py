@@ -202,3 +202,17 @@ def test_compare_trains_three_arms_and_plots(tmp_path):
     changed = tutorl(*COMPARE[:-4], "--steps", "3000", "--out", str(tmp_path), "--json")
     assert changed.returncode == 2
     assert "different configuration" in changed.stderr and "steps" in changed.stderr
+
+
+def test_tutor_eval_by_default_measures_every_game_a_tutor_can_advise():
+    # Hopper has continuous actions and no expert to agree with: it is left out, not an error.
+    result = tutorl("tutor-eval", "--tutor", "random", "--states", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["env"] for r in rows] == ["blackjack", "connect_four", "doorkey", "snake"]
+    for r in rows:
+        assert 0 <= r["agreement"] <= 1 and r["states"] == 20 and r["fallbacks"] == 0
+    # Asked by name, hopper is refused in one line.
+    hopper = tutorl("tutor-eval", "--tutor", "random", "--env", "hopper")
+    assert hopper.returncode != 0 and "Traceback" not in hopper.stderr
+    assert "continuous actions" in hopper.stderr

@@ -81,10 +81,10 @@ def _config(**kwargs: Any):
 
 
 # Shared options ---------------------------------------------------------------------------------
-EnvOpt = Annotated[str, typer.Option("--env", help="Game: blackjack, snake or connect_four.")]
+EnvOpt = Annotated[str, typer.Option("--env", help="Game (tutorl envs lists them).")]
 AlgoOpt = Annotated[str, typer.Option("--algo", help="Student algorithm: dqn, ppo or a2c.")]
 TutorOpt = Annotated[
-    str, typer.Option("--tutor", help="Tutor: none, expert, noisy-expert or random.")
+    str, typer.Option("--tutor", help="Tutor: none, expert, noisy-expert, random or llm.")
 ]
 AccuracyOpt = Annotated[
     float, typer.Option("--tutor-accuracy", help="noisy-expert: probability of the expert move.")
@@ -790,7 +790,11 @@ def tutor_eval(
         raise UserError("--tutor none has nothing to measure; choose a tutor")
     fields = _llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache)
     results = []
-    for name in env or game_names():
+    # By default every game a tutor can advise: discrete actions and an expert to agree with.
+    names = env or [
+        n for n in game_names() if get_game(n).has_expert and not get_game(n).continuous
+    ]
+    for name in names:
         config = _config(env=name, algo="ppo", tutor=tutor, **fields)
         game = get_game(name)
         advisor = make_tutor(
