@@ -346,13 +346,14 @@ def _run_locked(
     from tutorl.ultra.table import CriticalTable
 
     stored = out / "config.json"
-    previous, raw = None, {}
+    previous, unstored_threshold = None, False
     if stored.exists():
         raw = json.loads(stored.read_text())
         previous = UltraConfig.model_validate(raw)
-        if raw.get("threshold", 0) is None and previous.threshold is not None:
-            # Written before thresholds were stored: the validator just filled in today's
-            # default, which may not be the one this folder was scored with.
+        # Written before thresholds were stored: the validator just filled in today's default,
+        # which may not be the one this folder was scored with.
+        unstored_threshold = raw.get("threshold", 0) is None and previous.threshold is not None
+        if unstored_threshold:
             if not config._threshold_given:
                 raise ValueError(
                     f"{out} was written before tutorl stored the expert's threshold; "
@@ -370,7 +371,7 @@ def _run_locked(
             raise ValueError(
                 f"{out} holds {previous.seeds} seeds; pass --seeds {previous.seeds} or more"
             )
-    if previous is None or raw.get("threshold", 0) is None or previous.seeds != config.seeds:
+    if previous is None or unstored_threshold or previous.seeds != config.seeds:
         atomic_write_json(stored, config.model_dump())
     game = get_game(config.env)
     for seed in range(config.seeds):
