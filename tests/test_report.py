@@ -14,7 +14,8 @@ from tutorl.experiments.tables import tables
 STEPS = 12_000
 ERROR = "RuntimeError: evaluation <crashed> & stopped"
 ARMS = ("none", "expert", "expert+reuse")
-# Steps to threshold per (env, arm), seeds 0..2; NaN: never reached (censored at STEPS).
+# Steps to the untutored final level (and to the threshold) per (env, arm), seeds 0..2; NaN:
+# never reached (censored at STEPS).
 REACHED = {
     ("blackjack", "none"): [8000, 9000, np.nan],
     ("blackjack", "expert"): [4000, 5000, 6000],
@@ -47,7 +48,18 @@ def synthetic_runs() -> pd.DataFrame:
                         "steps": STEPS,
                         "threshold": threshold,
                         "tolerance": 0.05,
-                        "convergence_step": np.nan if failed else reached + 500,
+                        "initial_return": threshold - 1,
+                        "untutored_level": threshold,
+                        # Blackjack's optimum; snake here stands for a game without an expert.
+                        "expert_level": -0.0466 if env == "blackjack" else np.nan,
+                        "steps_to_untutored_50": np.nan if failed else reached / 2,
+                        "steps_to_untutored_80": np.nan if failed else reached * 0.8,
+                        "steps_to_untutored_100": np.nan if failed else reached,
+                        "steps_to_expert_50": np.nan if failed else reached,
+                        "steps_to_expert_80": np.nan,  # never: censored
+                        "steps_to_expert_100": np.nan,
+                        "normalised_auc": metric * (0.5 + 0.1 * (tutor != "none")),
+                        "plateau_step": np.nan if failed else reached + 500,
                         "steps_to_threshold": np.nan if failed else reached,
                         "final_return": metric * (threshold + 0.1 * seed + (tutor != "none")),
                         "best_return": metric * threshold,
@@ -101,22 +113,31 @@ def test_acceleration_is_the_ratio_of_mean_steps():
     acc = t["acceleration"]
     # snake: nothing censored: (8000 + 9000 + 10000) / (4000 + 5000 + 6000).
     snake = row(acc, env="snake", arm="expert")
-    assert snake["acceleration"] == pytest.approx(9000 / 5000)
-    assert snake["acceleration_bound"] is None
-    assert snake["acceleration_low"] <= snake["acceleration"] <= snake["acceleration_high"]
+    for name in ("speedup_untutored_100", "speedup_untutored_50", "acceleration"):
+        assert snake[name] == pytest.approx(9000 / 5000)
+        assert snake[f"{name}_bound"] is None
+        assert snake[f"{name}_low"] <= snake[name] <= snake[f"{name}_high"]
     # Every tutored seed beats every baseline seed: P = 1, and p = 0.1 is the floor for 3 vs 3.
-    assert snake["p_converges_sooner"] == 1.0
-    assert snake["convergence_p_value"] == pytest.approx(0.1)
+    assert snake["p_reaches_sooner"] == 1.0
+    assert snake["reaches_sooner_p_value"] == pytest.approx(0.1)
     assert snake["final_return_diff"] == pytest.approx(1.0)
+    assert snake["normalised_auc_diff"] == pytest.approx(0.1)
+    assert snake["agreement"] == pytest.approx(0.9)
+    # No expert level for snake: no speed-up to it, and no run counted as censored.
+    assert np.isnan(snake["speedup_expert_100"]) and snake["tutored_reached_expert_100"] == 0
     # blackjack: the baseline's third run never reached: it counts as 12000 -> lower bound.
     blackjack = row(acc, env="blackjack", arm="expert")
-    assert blackjack["acceleration"] == pytest.approx((8000 + 9000 + STEPS) / 3 / 5000)
-    assert blackjack["acceleration_bound"] == "≥"
-    assert blackjack["baseline_reached"] == 2
+    for name in ("speedup_untutored_100", "acceleration"):
+        assert blackjack[name] == pytest.approx((8000 + 9000 + STEPS) / 3 / 5000)
+        assert blackjack[f"{name}_bound"] == "≥"
+    assert blackjack["baseline_reached_untutored_100"] == 2
+    # Every run of both arms never reached 80% of the expert level: unknown, not a number.
+    assert np.isnan(blackjack["speedup_expert_80"])
+    assert blackjack["baseline_reached_expert_80"] == blackjack["tutored_reached_expert_80"] == 0
     # The failed run is left out: 2 seeds of snake expert+reuse.
     reuse_arm = row(acc, env="snake", arm="expert+reuse")
     assert reuse_arm["tutored_seeds"] == 2
-    assert reuse_arm["acceleration"] == pytest.approx(9000 / 3500)
+    assert reuse_arm["speedup_untutored_100"] == pytest.approx(9000 / 3500)
     assert set(acc["arm"]) == {"expert", "expert+reuse"}
 
 
@@ -130,9 +151,12 @@ def test_configuration_and_reuse_tables():
     failed = row(config, env="snake", arm="expert+reuse")
     assert (failed["seeds_done"], failed["seeds_failed"]) == (2, 1)
     assert failed["tutor_asks"] == pytest.approx(500)
-    reuse = row(t["reuse"], env="snake", tutor="expert")
-    # Convergence steps: off 4500, 5500, 6500; on 3500, 4500.
-    assert reuse["convergence_ratio"] == pytest.approx(5500 / 4000)
+    assert none["reached_untutored_100"] == 2
+    assert none["steps_to_untutored_100_mean"] == pytest.approx((8000 + 9000 + STEPS) / 3)
+    assert none["untutored_level"] == -0.1 and none["initial_return"] == pytest.approx(-1.1)
+    reuse = row(t["reuse"], env="snake", variant="expert")
+    # Steps to the untutored level: off 4000, 5000, 6000; on 3000, 4000.
+    assert reuse["speedup_untutored_100"] == pytest.approx(5000 / 3500)
     assert reuse["stability_std_on"] == pytest.approx(0.105)
     quality = row(t["tutor_quality"], env="snake", tutor="expert")
     assert quality["training_runs"] == 5 and quality["training_agreement"] == pytest.approx(0.9)
@@ -140,7 +164,8 @@ def test_configuration_and_reuse_tables():
 
 def test_all_censored_gives_no_number_and_one_seed_no_interval(tmp_path):
     runs = synthetic_runs()
-    runs.loc[(runs["env"] == "snake") & (runs["arm"] == "none"), "steps_to_threshold"] = np.nan
+    censored = ["steps_to_threshold", "steps_to_untutored_100"]
+    runs.loc[(runs["env"] == "snake") & (runs["arm"] == "none"), censored] = np.nan
     runs = runs[~((runs["env"] == "snake") & (runs["arm"] == "expert") & (runs["seed"] > 0))]
     t = tables(runs, reps=300)
     none = row(t["configurations"], env="snake", arm="none")
@@ -150,12 +175,15 @@ def test_all_censored_gives_no_number_and_one_seed_no_interval(tmp_path):
     assert expert["acceleration"] == pytest.approx(3.0)
     assert expert["acceleration_bound"] == "≥"
     assert np.isnan(expert["acceleration_low"]) and np.isnan(expert["acceleration_high"])
+    assert expert["speedup_untutored_100"] == pytest.approx(3.0)
+    assert expert["speedup_untutored_100_bound"] == "≥"
     one_seed = row(t["configurations"], env="snake", arm="expert")
     assert np.isnan(one_seed["final_return_mean_low"])
     paths = write_report(tmp_path, runs, {}, {"name": "censored"}, reps=200)
     md = paths["report.md"].read_text()
     assert "no finished run reached the threshold" in md
-    assert "| expert | 1 vs 3 | ≥3.00" in md  # a bound, no interval
+    assert "no finished run reached 100% of the untutored final level" in md
+    assert "| expert | 0.900 | 1 vs 3 | ≥3.00" in md  # a bound, no interval
     assert "No evaluation curves" in md
 
 
@@ -164,7 +192,7 @@ def test_write_report(tmp_path):
     meta = {
         "name": "synthetic",
         "command": "tutorl report sweeps/synthetic",
-        "metric_definitions": {"convergence step": "first step after which <it> stays"},
+        "metric_definitions": {"plateau step": "first step after which <it> stays"},
         "tutor_quality": pd.DataFrame(
             {
                 "env": ["snake"],
@@ -206,8 +234,14 @@ def test_write_report(tmp_path):
         for text in (md, sections[f"{env} · ppo"], html):
             for arm in ARMS:
                 assert f"| {arm} |" in text or f"<td>{arm}</td>" in text
-    assert "| expert | 3 | 3/3 | 5,500 [" in sections["snake · ppo"]  # convergence step
+    # Steps to the untutored final level: 4000, 5000, 6000 (the 50% level at half of them).
+    assert "| expert | 3 | 3/3/3 of 3 | 2,500 [" in sections["snake · ppo"]
+    assert "| 5,000 [" in sections["snake · ppo"]
     assert "≥1.93 [" in sections["blackjack · ppo"]  # (8000 + 9000 + 12000) / 3 / 5000
+    assert "this game has no expert policy" in sections["snake · ppo"]
+    assert "Stability: each run's own plateau (not learning speed)" in md
+    # The plateau step sits beside the plateau return, never in a speed table.
+    assert "plateau step: mean" in md and "convergence" not in md.lower()
     glance = md[md.index("**Answers at a glance**") : md.index("## blackjack · ppo")]
     rows = [line for line in glance.splitlines() if line.startswith("| blackjack |")]
     rows += [line for line in glance.splitlines() if line.startswith("| snake |")]
@@ -232,16 +266,20 @@ def test_write_report(tmp_path):
         (csv["table"] == "acceleration")
         & (csv["env"] == "snake")
         & (csv["arm"] == "expert")
-        & (csv["quantity"] == "acceleration")
+        & (csv["quantity"].isin(["acceleration", "speedup_untutored_100"]))
     ]["value"]
-    assert ratio.tolist() == [pytest.approx(1.8)]
+    assert ratio.tolist() == [pytest.approx(1.8)] * 2
     bound = csv[
         (csv["table"] == "acceleration")
         & (csv["env"] == "blackjack")
         & (csv["arm"] == "expert")
-        & (csv["quantity"] == "acceleration_bound")
+        & (csv["quantity"].isin(["acceleration_bound", "speedup_untutored_100_bound"]))
     ]["text"]
-    assert bound.tolist() == ["≥"]
+    assert bound.tolist() == ["≥"] * 2
+    quantities = set(csv["quantity"])
+    for name in ("steps_to_untutored_50", "steps_to_expert_50", "normalised_auc"):
+        assert f"{name}_mean" in quantities and name in quantities  # tables and runs
+    assert {"initial_return", "untutored_level", "expert_level", "plateau_step"} <= quantities
     per_run = csv[csv["table"] == "runs"]
     assert len(per_run.drop_duplicates(["env", "arm", "seed"])) == len(runs)
     assert ERROR in per_run.loc[per_run["quantity"] == "error", "text"].tolist()

@@ -7,9 +7,11 @@ tables of numbers (statistics over seeds); :func:`write_report` renders them as 
 one HTML file that opens offline, with learning-curve images and a CSV of every number.
 
 Honesty rules: an interval needs two seeds or more; a mean over runs some of which never got
-somewhere (never converged, never reached the threshold) counts those runs at their full length
-and is shown as a bound (``≥``); when no run got there, no number is shown ("—") and a footnote
-says why.
+somewhere (never reached a level or the threshold, never settled) counts those runs at their
+full length and is shown as a bound (``≥``); when no run got there, no number is shown ("—") and
+a footnote says why. Learning speed is the steps to levels common to every arm of a game ×
+algorithm (the headline: 100% of the untutored final level); each run's own plateau step is
+shown only as stability, beside the plateau return it settled at.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ import numpy as np
 import pandas as pd
 
 from tutorl._io import atomic_write_bytes, atomic_write_text
+from tutorl.experiments.metrics import HEADLINE, LEVEL_FRACTIONS, REFERENCES, level_column
 from tutorl.experiments.tables import (
     BASELINE,
     CENSORED,
+    LEVEL_OF,
+    LEVELS,
     STATISTICS_DEFINITIONS,
     pairs,
     prepare_runs,
+    speedup_column,
     tables,
 )
 
@@ -73,66 +79,189 @@ def _write_png(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+#: At most this many arms share a panel of the curves figure (the untutored arm included).
+MAX_ARMS_PER_PANEL = 5
+
+
+def _is_reuse(arm: str) -> bool:
+    return "reuse" in arm.split("+")
+
+
+def curve_band(
+    frames: list[pd.DataFrame], reps: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Mean return over seeds at each evaluation and its percentile-bootstrap band.
+
+    Seeds are aligned on the shortest curve (evaluations happen at the same steps in every
+    seed). At each evaluation the seeds are resampled with replacement ``reps`` times and the
+    band is the central ``confidence`` range of the resampled means: the same bootstrap as the
+    tables' intervals. A mean of resampled seeds never leaves the range of the seeds, so the
+    band stays within the observed returns (a t-band of 3 seeds did not: on Blackjack it spanned
+    −1.9 to +0.45, far outside what the return can be).
+
+    :return: ``(steps, mean, low, high)``; ``low``/``high`` are None for a single seed.
+    """
+    n = min(len(f) for f in frames)
+    steps = frames[0]["step"].to_numpy(dtype=float)[:n]
+    values = np.stack([f["mean_return"].to_numpy(dtype=float)[:n] for f in frames])
+    mean = values.mean(axis=0)
+    if len(frames) < 2:
+        return steps, mean, None, None
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(frames), size=(reps, len(frames)))
+    means = values[index].mean(axis=1)  # (reps, evaluations)
+    alpha = (1 - confidence) / 2
+    low, high = np.percentile(means, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return steps, mean, low, high
+
+
+def panel_arms(arms: list[str], max_arms: int = MAX_ARMS_PER_PANEL) -> list[list[str]]:
+    """Arms split into panels of at most ``max_arms``, the untutored arm in every panel."""
+    others = [arm for arm in arms if arm != BASELINE]
+    head = [BASELINE] if BASELINE in arms else []
+    size = max(1, max_arms - len(head))
+    chunks = [others[i : i + size] for i in range(0, len(others), size)] or [[]]
+    return [head + chunk for chunk in chunks if head + chunk]
+
+
+def curves_figure(
+    curves: dict[tuple[str, str, str], list[pd.DataFrame]],
+    env: str,
+    algo: str,
+    threshold: float | None = None,
+    levels: dict[str, Any] | None = None,
+    title: str | None = None,
+    max_arms: int = MAX_ARMS_PER_PANEL,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The learning-curves figure of one game × algorithm and the numbers it draws.
+
+    One row of two panels per group of at most ``max_arms`` arms (the untutored arm in every
+    row): the whole curve, and a zoom on the top (from 50% of the untutored final level to the
+    highest curve or reference) where arms differ near the optimum. Each arm is its mean return
+    over seeds with a 95% percentile-bootstrap band of that mean (:func:`curve_band`), clipped
+    to the observed range (min to max over every seed's curve in the panel). The untutored arm
+    is thick black, reuse arms dash-dotted in their variant's colour. Reference lines: the
+    expert level dashed, the untutored final level dotted, the success threshold thin grey
+    dash-dot. The legend sits outside the data, right of the zoom.
+
+    :param levels: ``initial_return``, ``untutored_level``, ``expert_level`` (NaN/None: none).
+    :return: ``(figure, panels)``: a Matplotlib figure (Agg canvas, no pyplot state) and one
+        record per plotted arm: ``row``, ``arm``, ``steps``, ``mean``, ``low``, ``high`` (the
+        drawn band, None for one seed), ``clip`` (the panel's observed range) and ``zoom``
+        (the zoom panel's y-range).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from tutorl.experiments.metrics import levels as fraction_levels
+    from tutorl.experiments.metrics import variant_of
+
+    def number(key: str) -> float:
+        value = (levels or {}).get(key)
+        return math.nan if _missing(value) else float(value)
+
+    initial, untutored, expert = (
+        number("initial_return"),
+        number("untutored_level"),
+        number("expert_level"),
+    )
+    half_level = fraction_levels(initial, untutored)[0.5]
+    arms = [arm for (e, a, arm) in curves if e == env and a == algo and curves[(e, a, arm)]]
+    arms = [arm for arm in arms if any(len(f) for f in curves[(env, algo, arm)])]
+    arms = sorted(arms, key=lambda arm: (arm != BASELINE, arms.index(arm)))
+    groups = panel_arms(arms, max_arms) if arms else []
+    fig = Figure(figsize=(12, 0.6 + 3.4 * max(1, len(groups))), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    variants = list(dict.fromkeys(variant_of(arm) for arm in arms if arm != BASELINE))
+    colours = {v: _PALETTE[i % len(_PALETTE)] for i, v in enumerate(variants)}
+    records: list[dict[str, Any]] = []
+    axes_rows = fig.subplots(max(1, len(groups)), 2, squeeze=False)
+    for r, group in enumerate(groups):
+        full, zoom = axes_rows[r]
+        frames = {arm: [f for f in curves[(env, algo, arm)] if len(f)] for arm in group}
+        observed = np.concatenate(
+            [f["mean_return"].to_numpy(dtype=float) for fs in frames.values() for f in fs]
+        )
+        clip = (float(np.nanmin(observed)), float(np.nanmax(observed)))
+        tops = [clip[1]]
+        for arm in group:
+            steps, mean, low, high = curve_band(frames[arm])
+            if low is not None:
+                low, high = np.clip(low, *clip), np.clip(high, *clip)
+            if arm == BASELINE:
+                colour, style, width = "black", "-", 2.2
+            else:
+                colour = colours[variant_of(arm)]
+                style, width = ("-." if _is_reuse(arm) else "-"), 1.5
+            label = f"{arm} (n={len(frames[arm])})"
+            for ax in (full, zoom):
+                ax.plot(steps, mean, color=colour, linestyle=style, linewidth=width, label=label)
+                if low is not None:
+                    ax.fill_between(steps, low, high, color=colour, alpha=0.15, lw=0)
+            records.append(
+                {
+                    "row": r,
+                    "arm": arm,
+                    "steps": steps,
+                    "mean": mean,
+                    "low": low,
+                    "high": high,
+                    "clip": clip,
+                }
+            )
+        for ax in (full, zoom):
+            if math.isfinite(expert):
+                ax.axhline(expert, color="#2a9d8f", linestyle="--", linewidth=1.4,
+                           label=f"expert level {expert:.3f}")  # fmt: skip
+            if math.isfinite(untutored):
+                ax.axhline(untutored, color="black", linestyle=":", linewidth=1.3,
+                           label=f"untutored final level {untutored:.3f}")  # fmt: skip
+            if threshold is not None and not _missing(threshold):
+                ax.axhline(float(threshold), color="grey", linestyle=(0, (4, 2, 1, 2)),
+                           linewidth=0.9, label=f"threshold {float(threshold):g}")  # fmt: skip
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("environment steps", fontsize=9)
+            ax.tick_params(labelsize=8)
+        tops += [v for v in (expert, untutored) if math.isfinite(v)]
+        top = max(tops)
+        bottom = half_level if math.isfinite(half_level) and half_level < top else None
+        if bottom is None:  # no untutored level: the upper half of the observed range
+            bottom = clip[0] + 0.5 * (top - clip[0])
+        margin = 0.05 * (top - bottom) if top > bottom else 0.05 * max(1.0, abs(top))
+        zoom_range = (bottom - margin, top + margin)
+        zoom.set_ylim(*zoom_range)
+        for record in records:
+            if record["row"] == r:
+                record["zoom"] = zoom_range
+        full.set_ylabel("mean evaluation return", fontsize=9)
+        full.set_title(title or f"{env} · {algo}", fontsize=10)
+        zoom.set_title("zoom: from 50% of the untutored final level up", fontsize=10)
+        zoom.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8)
+    return fig, records
+
+
 def plot_curves(
     curves: dict[tuple[str, str, str], list[pd.DataFrame]],
     env: str,
     algo: str,
     path: Path,
     threshold: float | None = None,
+    levels: dict[str, Any] | None = None,
+    title: str | None = None,
 ) -> Path:
-    """Mean evaluation return per arm over seeds, with a 95% t-interval band, as a PNG.
-
-    Seeds are aligned on the shortest curve (evaluations happen at the same steps in every
-    seed). The untutored baseline is black and dashed, reuse arms dash-dotted in their tutor's
-    colour, the success threshold a dotted grey line. One seed draws no band. Written
-    atomically; uses the Agg canvas directly (no pyplot state).
+    """The learning-curves figure of :func:`curves_figure` as a PNG, written atomically.
 
     :param curves: Per-seed curves keyed by (env, algo, arm); other (env, algo) are ignored.
     :param env: Game to plot.
     :param algo: Algorithm to plot.
     :param path: Where to write the PNG.
     :param threshold: The success threshold, drawn if given.
+    :param levels: The pair's common levels (``initial_return``, ``untutored_level``,
+        ``expert_level``), drawn and used for the zoom if given.
+    :param title: Title of the panels (default ``env · algo``).
     :return: ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from scipy import stats as sps
-
-    fig = Figure(figsize=(7, 4.2), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    arms = [arm for (e, a, arm) in curves if e == env and a == algo]
-    arms = sorted(arms, key=lambda arm: (arm != BASELINE, arms.index(arm)))
-    palette = _PALETTE
-    colours: dict[str, str] = {}
-    for arm in arms:
-        frames = [f for f in curves[(env, algo, arm)] if len(f)]
-        if not frames:
-            continue
-        n = min(len(f) for f in frames)
-        steps = frames[0]["step"].to_numpy(dtype=float)[:n]
-        values = np.stack([f["mean_return"].to_numpy(dtype=float)[:n] for f in frames])
-        mean = values.mean(axis=0)
-        tutor = arm.removesuffix("+reuse")
-        if arm == BASELINE:
-            colour, style = "black", "--"
-        else:
-            colour = colours.setdefault(tutor, palette[len(colours) % len(palette)])
-            style = "-." if arm.endswith("+reuse") else "-"
-        ax.plot(steps, mean, color=colour, linestyle=style, label=f"{arm} (n={len(frames)})")
-        if len(frames) > 1:
-            sem = values.std(axis=0, ddof=1) / math.sqrt(len(frames))
-            half = sps.t.ppf(0.975, len(frames) - 1) * sem
-            ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.15, lw=0)
-    if threshold is not None and not math.isnan(threshold):
-        ax.axhline(threshold, color="grey", linestyle=":", linewidth=1.2, label="threshold")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean evaluation return")
-    ax.set_title(f"{env} · {algo}")
-    ax.grid(alpha=0.3)
-    if arms:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig, _ = curves_figure(curves, env, algo, threshold, levels, title)
     _write_png(fig, Path(path))
     return Path(path)
 
@@ -217,11 +346,43 @@ class _Table:
 _NO_RUNS = "no finished runs"
 
 
+_REFERENCE_NAMES = {"untutored": "untutored final level", "expert": "expert level"}
+
+
+def _what(metric: str) -> str:
+    """What a censored metric's runs did not do, in words."""
+    if metric == "plateau_step":
+        return "settled on a plateau"
+    if metric == "steps_to_threshold":
+        return "reached the threshold"
+    _, reference, percent = metric.rsplit("_", 2)
+    return f"reached {percent}% of the {_REFERENCE_NAMES[reference]}"
+
+
+def _undefined(row: Any, metric: str) -> str | None:
+    """Why the level behind a steps-to-level metric is undefined in ``row``, or None."""
+    if metric not in LEVEL_OF:
+        return None
+    reference, initial = row.get(LEVEL_OF[metric]), row.get("initial_return")
+    name = _REFERENCE_NAMES[LEVEL_OF[metric].removesuffix("_level")]
+    if _missing(initial):
+        return "no finished untutored run: there is no common initial return to measure from"
+    if _missing(reference):
+        if LEVEL_OF[metric] == "expert_level":
+            return "this game has no expert policy, so there is no expert level"
+        return f"no {name}: no finished untutored run"
+    if float(reference) <= float(initial):
+        return f"the {name} is at or below the initial return: nothing to learn, no level"
+    return None
+
+
 def _censored_cell(table: _Table, row: Any, metric: str, statistic: str) -> str:
     n, k = row["seeds_done"], row[CENSORED[metric]]
-    what = "converged" if metric == "convergence_step" else "reached the threshold"
+    what = _what(metric)
     if n == 0:
         return "—" + table.note(_NO_RUNS)
+    if reason := _undefined(row, metric):
+        return "—" + table.note(reason)
     if k == 0:
         return "—" + table.note(
             f"no finished run {what} within its training length, so there is no number: "
@@ -240,7 +401,9 @@ def _plain_cell(table: _Table, row: Any, name: str, fmt: Callable[[float], str])
     if row["seeds_done"] == 0:
         return "—" + table.note(_NO_RUNS)
     if _missing(row[name]):
-        return "—" + table.note("not measured in any finished run (e.g. none converged)")
+        if name.startswith("normalised_auc") and (reason := _undefined(row, HEADLINE)):
+            return "—" + table.note(reason)
+        return "—" + table.note("not measured in any finished run (e.g. none settled)")
     return _cell(row, name, fmt)
 
 
@@ -253,43 +416,101 @@ def _seeds(row: Any) -> str:
     return text
 
 
-def _speed_table(config: pd.DataFrame) -> _Table:
-    table = _Table(pd.DataFrame(), title="Learning speed")
+def _level_caption(config: pd.DataFrame, reference: str) -> str:
+    """The levels of a reference in numbers: ``initial −0.400 → 100% −0.080: 50% −0.240, …``."""
+    from tutorl.experiments.metrics import levels
+
+    if not len(config):
+        return ""
+    first = config.iloc[0]
+    initial, target = first["initial_return"], first[f"{reference}_level"]
+    name = _REFERENCE_NAMES[reference]
+    if _missing(initial) or _missing(target):
+        return f"No {name} for this game × algorithm (see the footnotes)."
+    values = levels(float(initial), float(target))
+    if any(math.isnan(v) for v in values.values()):
+        return (
+            f"The {name} ({_ret(float(target))}) is at or below the initial return "
+            f"({_ret(float(initial))}): nothing to learn, so no levels."
+        )
+    parts = ", ".join(f"{round(100 * f)}% = {_ret(v)}" for f, v in values.items())
+    return (
+        f"Levels from the common initial return {_ret(float(initial))} to the {name} "
+        f"{_ret(float(target))}: {parts}. Steps: first evaluation at which the smoothed return "
+        "is at or above the level; runs that never got there count as their training length."
+    )
+
+
+def _level_table(config: pd.DataFrame, reference: str) -> _Table:
+    name = _REFERENCE_NAMES[reference]
+    table = _Table(
+        pd.DataFrame(),
+        title=f"Learning speed: steps to the {name}",
+        caption=_level_caption(config, reference),
+    )
     rows = []
     for _, row in config.iterrows():
         n = int(row["seeds_done"])
-        rows.append(
-            {
-                "arm": row["arm"],
-                "seeds": _seeds(row),
-                "converged": f"{int(row['converged'])}/{n}",
-                "convergence step: mean": _censored_cell(table, row, "convergence_step", "mean"),
-                "convergence step: IQM": _censored_cell(table, row, "convergence_step", "iqm"),
-                "reached threshold": f"{int(row['reached'])}/{n}",
-                "steps to threshold: mean": _censored_cell(
-                    table, row, "steps_to_threshold", "mean"
-                ),
-                "steps to threshold: IQM": _censored_cell(table, row, "steps_to_threshold", "iqm"),
-            }
-        )
+        metrics = [level_column(reference, f) for f in LEVEL_FRACTIONS]
+        reached = "/".join(str(int(row[CENSORED[m]])) for m in metrics)
+        cells = {"arm": row["arm"], "seeds": _seeds(row), "reached 50/80/100%": f"{reached} of {n}"}
+        for metric in metrics:
+            percent = metric.rsplit("_", 1)[1]
+            cells[f"{percent}%: mean"] = _censored_cell(table, row, metric, "mean")
+        cells["100%: IQM"] = _censored_cell(table, row, metrics[-1], "iqm")
+        if reference == "untutored":
+            cells["normalised AUC: mean"] = _plain_cell(table, row, "normalised_auc_mean", _ret)
+        rows.append(cells)
     table.frame = pd.DataFrame(rows)
     return table
+
+
+def _speed_tables(config: pd.DataFrame) -> list[_Table]:
+    return [_level_table(config, reference) for reference in REFERENCES]
 
 
 def _performance_table(config: pd.DataFrame) -> _Table:
     table = _Table(pd.DataFrame(), title="Performance")
     rows = []
     for _, row in config.iterrows():
+        n = int(row["seeds_done"])
         cells = {"arm": row["arm"]}
         for metric, label, fmt in (
             ("final_return", "final return", _ret),
             ("auc", "AUC", _ret),
-            ("stability_std", "stability std", _ret),
-            ("drops", "drops", _count),
+            ("normalised_auc", "normalised AUC", _ret),
         ):
             cells[f"{label}: mean"] = _plain_cell(table, row, f"{metric}_mean", fmt)
             cells[f"{label}: IQM"] = _plain_cell(table, row, f"{metric}_iqm", fmt)
+        cells["reached threshold"] = f"{int(row['reached'])}/{n}"
+        cells["steps to threshold: mean"] = _censored_cell(table, row, "steps_to_threshold", "mean")
         rows.append(cells)
+    table.frame = pd.DataFrame(rows)
+    return table
+
+
+def _stability_table(config: pd.DataFrame) -> _Table:
+    table = _Table(
+        pd.DataFrame(),
+        title="Stability: each run's own plateau (not learning speed)",
+        caption="Plateau step: first evaluation after which the smoothed return stays within "
+        "the tolerance of the run's own plateau return. A run stalled on a bad policy settles "
+        "early, so read the step with the level it settled at; learning speed is the tables "
+        "above.",
+    )
+    rows = []
+    for _, row in config.iterrows():
+        n = int(row["seeds_done"])
+        rows.append(
+            {
+                "arm": row["arm"],
+                "plateau return: mean": _plain_cell(table, row, "plateau_return_mean", _ret),
+                "settled": f"{int(row['settled'])}/{n}",
+                "plateau step: mean": _censored_cell(table, row, "plateau_step", "mean"),
+                "std after plateau step": _plain_cell(table, row, "stability_std_mean", _ret),
+                "drops": _plain_cell(table, row, "drops_mean", _count),
+            }
+        )
     table.frame = pd.DataFrame(rows)
     return table
 
@@ -324,13 +545,16 @@ def _ratio_cell(
     counts: tuple[str, str, str, str],
     what: str,
     arms: tuple[str, str],
+    metric: str | None = None,
 ) -> str:
     """A ratio (``arms[0]``'s mean steps over ``arms[1]``'s) with its bound, or ``—`` and the
-    reason."""
+    reason. ``metric``: the steps behind the ratio, to say when its level is undefined."""
     seeds_a, seeds_b, got_a, got_b = (int(row[c]) for c in counts)
     if _missing(row[name]):
         if seeds_a == 0 or seeds_b == 0:
             return "—" + table.note("an arm has no finished runs")
+        if metric is not None and (reason := _undefined(row, metric)):
+            return "—" + table.note(reason)
         if got_a < seeds_a and got_b < seeds_b:
             return "—" + table.note(
                 f"runs of both arms never {what}: each mean is only a lower bound, so their "
@@ -347,81 +571,111 @@ def _ratio_cell(
     elif bound == "≤":
         text += table.note(
             f"≤: some {arms[1]} runs never {what}; counted at their full length they make the "
-            "ratio an upper bound"
+            "ratio an upper bound (a run stalled below the level is never counted as faster)"
         )
     return text
 
 
+def _speedup_cell(table: _Table, row: Any, metric: str, arms: tuple[str, str]) -> str:
+    """The speed-up to a level (``speedup_<ref>_<pct>``) of a tutored-vs-none row."""
+    reached = metric.removeprefix("steps_to_")
+    counts = ("baseline_seeds", "tutored_seeds", f"baseline_reached_{reached}",
+              f"tutored_reached_{reached}")  # fmt: skip
+    return _ratio_cell(
+        table, row, speedup_column(metric), counts, _what(metric), arms, metric=metric
+    )
+
+
 def _stat_cell(table: _Table, row: Any, name: str, fmt: Callable[[float], str]) -> str:
     if _missing(row[name]):
-        return "—" + table.note("an arm has no finished runs")
+        return "—" + table.note("an arm has no finished runs (or the number is undefined)")
     return _cell(row, name, fmt)
+
+
+def _agreement(row: Any) -> str:
+    return "—" if _missing(row.get("agreement")) else _ret(float(row["agreement"]))
 
 
 def _acceleration_table(acc: pd.DataFrame) -> _Table:
     table = _Table(
         pd.DataFrame(),
         title="Tutored vs no tutor",
-        caption="Ratios: baseline mean steps / tutored mean steps (above 1: the tutor helps). "
-        "P(…): probability that a tutored seed beats a baseline seed. p: Mann–Whitney.",
+        caption="Speed-ups: untutored mean steps / tutored mean steps to a common level (above "
+        "1: the tutor helps); the headline is the speed-up to 100% of the untutored final "
+        "level. P(…): probability that a tutored seed beats an untutored one. p: Mann–Whitney. "
+        "Agreement: the tutor's agreement with the expert on the advised states.",
     )
+    arms = ("untutored", "tutored")
     rows = []
     for _, row in acc.iterrows():
         rows.append(
             {
                 "arm": row["arm"],
+                "agreement": _agreement(row),
                 "seeds (tutored vs none)": f"{int(row['tutored_seeds'])} vs "
                 f"{int(row['baseline_seeds'])}",
+                "speed-up to untutored final level": _speedup_cell(table, row, HEADLINE, arms),
+                "to 50% / 80% of it": " / ".join(
+                    _speedup_cell(table, row, level_column("untutored", f), arms)
+                    for f in (0.5, 0.8)
+                ),
+                "speed-up to expert level": _speedup_cell(
+                    table, row, level_column("expert", 1.0), arms
+                ),
+                "P(reaches untutored level sooner)": _stat_cell(
+                    table, row, "p_reaches_sooner", _prob
+                ),
+                "p (untutored level)": _stat_cell(table, row, "reaches_sooner_p_value", _pvalue),
                 "acceleration to threshold": _ratio_cell(
                     table,
                     row,
                     "acceleration",
                     ("baseline_seeds", "tutored_seeds", "baseline_reached", "tutored_reached"),
                     "reached the threshold",
-                    ("baseline", "tutored"),
+                    arms,
                 ),
-                "convergence-step ratio": _ratio_cell(
-                    table,
-                    row,
-                    "convergence_ratio",
-                    ("baseline_seeds", "tutored_seeds", "baseline_converged", "tutored_converged"),
-                    "converged",
-                    ("baseline", "tutored"),
-                ),
-                "P(converges sooner)": _stat_cell(table, row, "p_converges_sooner", _prob),
-                "p (convergence)": _stat_cell(table, row, "convergence_p_value", _pvalue),
                 "Δ final return": _stat_cell(table, row, "final_return_diff", _diff),
                 "P(final return higher)": _stat_cell(table, row, "p_final_better", _prob),
                 "p (final return)": _stat_cell(table, row, "final_return_p_value", _pvalue),
+                "Δ normalised AUC": _stat_cell(table, row, "normalised_auc_diff", _diff),
+                "plateau return none → tutored": f"{_cell(row, 'baseline_plateau_return', _ret)}"
+                f" → {_cell(row, 'tutored_plateau_return', _ret)}",
             }
         )
     table.frame = pd.DataFrame(rows)
     return table
 
 
+_REUSE_COUNTS = ("seeds_off", "seeds_on", "reached_off", "reached_on")
+
+
 def _reuse_table(reuse: pd.DataFrame) -> _Table:
     table = _Table(
         pd.DataFrame(),
         title="Advice reuse: on vs off",
-        caption="Ratio: mean convergence step without reuse / with reuse (above 1: reuse "
-        "converges sooner). P(…): probability that a seed with reuse beats one without.",
+        caption="Speed-up: mean steps to the untutored final level without reuse / with reuse "
+        "(above 1: reuse gets there sooner). P(…): probability that a seed with reuse beats one "
+        "without.",
     )
     rows = []
     for _, row in reuse.iterrows():
         rows.append(
             {
-                "tutor": row["tutor"],
+                "arm": row["variant"],
                 "seeds (on vs off)": f"{int(row['seeds_on'])} vs {int(row['seeds_off'])}",
-                "convergence-step ratio (off/on)": _ratio_cell(
+                "speed-up to untutored final level (off/on)": _ratio_cell(
                     table,
                     row,
-                    "convergence_ratio",
-                    ("seeds_off", "seeds_on", "converged_off", "converged_on"),
-                    "converged",
+                    speedup_column(HEADLINE),
+                    _REUSE_COUNTS,
+                    _what(HEADLINE),
                     ("no-reuse", "reuse"),
+                    metric=HEADLINE,
                 ),
-                "P(reuse converges sooner)": _stat_cell(table, row, "p_on_sooner", _prob),
+                "P(reuse reaches it sooner)": _stat_cell(table, row, "p_on_sooner", _prob),
                 "p": _stat_cell(table, row, "p_value", _pvalue),
+                "plateau return off → on": f"{_cell(row, 'plateau_return_off', _ret)} → "
+                f"{_cell(row, 'plateau_return_on', _ret)}",
                 "stability std off": _cell(row, "stability_std_off", _ret),
                 "stability std on": _cell(row, "stability_std_on", _ret),
                 "drops off": _cell(row, "drops_off", _count),
@@ -485,18 +739,19 @@ def _status_line(runs: pd.DataFrame) -> str:
 
 
 def _summary_table(t: dict[str, pd.DataFrame]) -> _Table:
-    """The study's three questions in one table, one row per (game, algorithm, tutor) with
-    finished runs in every arm involved: does tutoring speed convergence (at what cost in final
-    return), does reuse speed it further, is reuse less stable; and the tutor's quality."""
+    """The study's three questions in one table, one row per (game, algorithm, tutored arm
+    without reuse) with finished runs in every arm involved: does tutoring reach the untutored
+    final level sooner (at what cost in final return), does reuse speed it further, is reuse
+    less stable; and the tutor's quality beside every number."""
     table = _Table(
         pd.DataFrame(),
         title="Answers at a glance",
-        caption="Convergence ratios: mean convergence step without the tutor / with it, and "
-        "without reuse / with it (above 1: sooner). Δ final: tutored minus untutored final "
-        "return. Stability: std of evaluation returns after convergence, "
-        "without → with reuse. [low, high]: 95% bootstrap intervals over seeds.",
+        caption="Speed-ups: mean steps to the untutored final level (100%) without the tutor / "
+        "with it, and without reuse / with it (above 1: sooner). Δ final: tutored minus "
+        "untutored final return. Stability: std of evaluation returns after each run's own "
+        "plateau step, without → with reuse. [low, high]: 95% bootstrap intervals over seeds.",
     )
-    acc, reuse, quality = t["acceleration"], t["reuse"], t["tutor_quality"]
+    acc, reuse = t["acceleration"], t["reuse"]
     rows = []
     for _, row in acc[~acc["reuse"].astype(bool)].iterrows():
         if not (row["tutored_seeds"] and row["baseline_seeds"]):
@@ -504,36 +759,30 @@ def _summary_table(t: dict[str, pd.DataFrame]) -> _Table:
         match = reuse[
             (reuse["env"] == row["env"])
             & (reuse["algo"] == row["algo"])
-            & (reuse["tutor"] == row["tutor"])
+            & (reuse["variant"] == row["arm"])
         ]
         other = match.iloc[0] if len(match) else None
-        q = quality[(quality["env"] == row["env"]) & (quality["tutor"] == row["tutor"])]
-        agreement = (
-            _ret(float(q.iloc[0]["training_agreement"]))
-            if len(q) and not _missing(q.iloc[0]["training_agreement"])
-            else "—"
-        )
-        counts = ("baseline_seeds", "tutored_seeds", "baseline_converged", "tutored_converged")
         entry = {
             "game": row["env"],
             "algo": row["algo"],
-            "tutor": row["tutor"],
-            "agreement": agreement,
+            "arm": row["arm"],
+            "agreement": _agreement_of(t, row),
             "seeds": f"{int(row['tutored_seeds'])}/{int(row['baseline_seeds'])}",
-            "tutor vs none: convergence": _ratio_cell(
-                table, row, "convergence_ratio", counts, "converged", ("untutored", "tutored")
+            "tutor vs none: speed-up to untutored level": _speedup_cell(
+                table, row, HEADLINE, ("untutored", "tutored")
             ),
             "Δ final": _cell(row, "final_return_diff", _diff),
         }
         has_reuse = other is not None and other["seeds_on"] and other["seeds_off"]
-        entry["reuse vs off: convergence"] = (
+        entry["reuse vs off: speed-up"] = (
             _ratio_cell(
                 table,
                 other,
-                "convergence_ratio",
-                ("seeds_off", "seeds_on", "converged_off", "converged_on"),
-                "converged",
+                speedup_column(HEADLINE),
+                _REUSE_COUNTS,
+                _what(HEADLINE),
                 ("no-reuse", "reuse"),
+                metric=HEADLINE,
             )
             if has_reuse
             else "—"
@@ -548,22 +797,37 @@ def _summary_table(t: dict[str, pd.DataFrame]) -> _Table:
     return table
 
 
+def _agreement_of(t: dict[str, pd.DataFrame], row: Any) -> str:
+    """The agreement of a tutored arm: its own mean over runs, else its tutor's."""
+    if not _missing(row.get("agreement")):
+        return _ret(float(row["agreement"]))
+    quality = t["tutor_quality"]
+    q = quality[(quality["env"] == row["env"]) & (quality["tutor"] == row["tutor"])]
+    if len(q) and not _missing(q.iloc[0]["training_agreement"]):
+        return _ret(float(q.iloc[0]["training_agreement"]))
+    return "—"
+
+
 def _summary(runs: pd.DataFrame, reps: int) -> list[str]:
     return [
         _status_line(runs),
-        f"Intervals: 95% percentile bootstrap over seeds ({reps:,} resamples). Ratios above 1 "
-        "favour the tutor (or reuse); ≥/≤ mark bounds due to runs that never got there; — is a "
-        "number that cannot be given (see the footnotes). A fast convergence with a lower final "
-        "return is convergence to a worse policy: read the two together.",
+        f"Intervals: 95% percentile bootstrap over seeds ({reps:,} resamples). Learning speed is "
+        "measured against levels common to every arm of a game × algorithm: the steps to reach "
+        "the untutored arm's final level (the headline), to 50% and 80% of the way there, and "
+        "to the expert level. Ratios above 1 favour the tutor (or reuse); ≥/≤ mark bounds due "
+        "to runs that never got there (a run stalled below a level counts at its full length, "
+        "so it never looks faster); — is a number that cannot be given (see the footnotes). "
+        "Each run's own plateau step is reported only as stability, beside its plateau return.",
     ]
 
 
 def plot_answers(t: dict[str, pd.DataFrame], path: Path) -> Path | None:
-    """The summary table as a figure: per game (rows), each tutor × algorithm's convergence
-    ratio against no tutor, its difference in final return, and reuse's convergence ratio
-    against no reuse, with 95% bootstrap intervals. A bound (some runs never converged) is an
-    open marker pointing the way the true value lies; an unknown ratio is left out. Labels
-    carry the tutor's agreement with the expert, so speed is never read without quality.
+    """The summary table as a figure: per game (rows), each tutored arm × algorithm's speed-up
+    to the untutored final level (untutored mean steps to it / tutored), its difference in
+    final return, and reuse's speed-up to the same level against no reuse, with 95% bootstrap
+    intervals. A bound (some runs never reached the level) is an open marker pointing the way
+    the true value lies; an unknown ratio is left out. Labels carry the arm's agreement with
+    the expert, so speed is never read without quality.
 
     :param t: The tables of :func:`tutorl.experiments.tables.tables`.
     :param path: Where to write the PNG.
@@ -573,8 +837,9 @@ def plot_answers(t: dict[str, pd.DataFrame], path: Path) -> Path | None:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
 
-    acc, reuse, quality = t["acceleration"], t["reuse"], t["tutor_quality"]
+    acc, reuse = t["acceleration"], t["reuse"]
     acc = acc[~acc["reuse"].astype(bool) & (acc["tutored_seeds"] > 0) & (acc["baseline_seeds"] > 0)]
+    ratio = speedup_column(HEADLINE)
     games = list(dict.fromkeys(acc["env"]))
     if not games:
         return None
@@ -594,9 +859,14 @@ def plot_answers(t: dict[str, pd.DataFrame], path: Path) -> Path | None:
         if not (_missing(low) or _missing(high)):
             ax.plot([low, min(high, 1e6)], [y, y], color=colour, linewidth=1.6, alpha=0.8)
         ax.plot(
-            [point], [y], marker=marker, markersize=7, color=colour,
-            markerfacecolor=colour if filled else "white", markeredgewidth=1.5,
-        )  # fmt: skip
+            [point],
+            [y],
+            marker=marker,
+            markersize=7,
+            color=colour,
+            markerfacecolor=colour if filled else "white",
+            markeredgewidth=1.5,
+        )
 
     for g, game in enumerate(games):
         rows = acc[acc["env"] == game]
@@ -604,30 +874,43 @@ def plot_answers(t: dict[str, pd.DataFrame], path: Path) -> Path | None:
         labels = []
         for y, (_, row) in enumerate(rows.iterrows()):
             colour = colours[row["tutor"]]
-            q = quality[(quality["env"] == game) & (quality["tutor"] == row["tutor"])]
-            agreement = q.iloc[0]["training_agreement"] if len(q) else float("nan")
+            agreement = _agreement_of(t, row)
             labels.append(
-                f"{row['algo']} · {row['tutor']}"
-                + ("" if _missing(agreement) else f" ({float(agreement):.2f})")
+                f"{row['algo']} · {row['arm']}" + ("" if agreement == "—" else f" ({agreement})")
             )
             draw(
-                axes[0], y, row["convergence_ratio"], row["convergence_ratio_low"],
-                row["convergence_ratio_high"], row["convergence_ratio_bound"], colour,
-            )  # fmt: skip
+                axes[0],
+                y,
+                row[ratio],
+                row[f"{ratio}_low"],
+                row[f"{ratio}_high"],
+                row[f"{ratio}_bound"],
+                colour,
+            )
             draw(
-                axes[1], y, row["final_return_diff"], row["final_return_diff_low"],
-                row["final_return_diff_high"], None, colour,
-            )  # fmt: skip
+                axes[1],
+                y,
+                row["final_return_diff"],
+                row["final_return_diff_low"],
+                row["final_return_diff_high"],
+                None,
+                colour,
+            )
             other = reuse[
                 (reuse["env"] == game) & (reuse["algo"] == row["algo"])
-                & (reuse["tutor"] == row["tutor"])
+                & (reuse["variant"] == row["arm"])
             ]  # fmt: skip
             if len(other) and other.iloc[0]["seeds_on"] and other.iloc[0]["seeds_off"]:
                 o = other.iloc[0]
                 draw(
-                    axes[2], y, o["convergence_ratio"], o["convergence_ratio_low"],
-                    o["convergence_ratio_high"], o["convergence_ratio_bound"], colour,
-                )  # fmt: skip
+                    axes[2],
+                    y,
+                    o[ratio],
+                    o[f"{ratio}_low"],
+                    o[f"{ratio}_high"],
+                    o[f"{ratio}_bound"],
+                    colour,
+                )
         for c, ax in enumerate(axes):
             ax.axvline(0 if c == 1 else 1, color="grey", linewidth=1, linestyle="--")
             if c != 1:
@@ -649,9 +932,11 @@ def plot_answers(t: dict[str, pd.DataFrame], path: Path) -> Path | None:
             ax.tick_params(axis="x", labelsize=8)
         axes[0].set_ylabel(game, fontsize=10, fontweight="bold")
         if g == 0:
-            axes[0].set_title("tutor vs none: convergence ratio (>1 sooner)", fontsize=9)
+            axes[0].set_title(
+                "tutor vs none: speed-up to the untutored final level (>1 sooner)", fontsize=9
+            )
             axes[1].set_title("Δ final return, tutored − none", fontsize=9)
-            axes[2].set_title("reuse vs off: convergence ratio (>1 sooner)", fontsize=9)
+            axes[2].set_title("reuse vs off: speed-up to the same level (>1 sooner)", fontsize=9)
     fig.subplots_adjust(left=0.2, right=0.98, top=1 - 0.6 / fig.get_figheight(), bottom=0.04)
     _write_png(fig, Path(path))
     return Path(path)
@@ -689,9 +974,9 @@ def _document(
             _Block(
                 "p",
                 "The table as a figure: points with 95% bootstrap intervals over seeds; open "
-                "markers are bounds pointing where the true ratio lies (some runs never "
-                "converged); unknown ratios are left out; agreement with the expert in "
-                "parentheses.",
+                "markers are bounds pointing where the true ratio lies (some runs never reached "
+                "the untutored final level); unknown ratios are left out; agreement with the "
+                "expert in parentheses.",
             )
         )
     config = t["configurations"]
@@ -703,8 +988,17 @@ def _document(
             first = sub.iloc[0]
             if not _missing(first["threshold"]):
                 facts.append(f"success threshold {_ret(float(first['threshold']))}")
+            if not _missing(first["initial_return"]):
+                facts.append(f"common initial return {_ret(float(first['initial_return']))}")
+            if not _missing(first["untutored_level"]):
+                facts.append(f"untutored final level {_ret(float(first['untutored_level']))}")
+            facts.append(
+                "no expert level"
+                if _missing(first["expert_level"])
+                else f"expert level {_ret(float(first['expert_level']))}"
+            )
             if not _missing(first["tolerance"]):
-                facts.append(f"convergence tolerance {_ret(float(first['tolerance']))}")
+                facts.append(f"plateau tolerance {_ret(float(first['tolerance']))}")
             if not _missing(first["steps"]):
                 facts.append(f"training length {_steps(float(sub['steps'].max()))} steps")
         if facts:
@@ -715,14 +1009,23 @@ def _document(
             blocks.append(
                 _Block(
                     "p",
-                    "Mean evaluation return over seeds; band: 95% t-interval over seeds; "
-                    "dashed black: no tutor; dash-dotted: with advice reuse; dotted: threshold.",
+                    "Mean evaluation return over seeds; band: 95% percentile bootstrap of that "
+                    "mean over seeds, clipped to the observed returns; thick black: no tutor; "
+                    "dash-dotted: with advice reuse; dashed: the expert level; dotted: the "
+                    "untutored final level; thin dash-dot grey: the success threshold. Right: "
+                    "the same curves from 50% of the untutored final level up. At most "
+                    f"{MAX_ARMS_PER_PANEL} arms per row, the untutored arm in every row.",
                 )
             )
         else:
             blocks.append(_Block("p", "No evaluation curves available for this pair."))
-        for make in (_speed_table, _performance_table, _cost_table):
-            blocks.append(_Block("table", make(sub)))
+        for table in (
+            *_speed_tables(sub),
+            _performance_table(sub),
+            _stability_table(sub),
+            _cost_table(sub),
+        ):
+            blocks.append(_Block("table", table))
         acc = t["acceleration"]
         acc = acc[(acc["env"] == env) & (acc["algo"] == algo)]
         if len(acc):
@@ -972,7 +1275,8 @@ def write_report(
         rel = f"curves/{_file_name(env)}-{_file_name(algo)}.png"
         sub = config[(config["env"] == env) & (config["algo"] == algo)]
         threshold = float(sub["threshold"].iloc[0]) if len(sub) else None
-        path = plot_curves(curves, env, algo, folder / rel, threshold=threshold)
+        levels = {level: sub[level].iloc[0] for level in LEVELS} if len(sub) else None
+        path = plot_curves(curves, env, algo, folder / rel, threshold=threshold, levels=levels)
         images[(env, algo)] = rel
         image_data[rel] = path.read_bytes()
         written[rel] = path

@@ -2,9 +2,11 @@
 
 :func:`tables` returns four tables — per configuration, tutor vs baseline, reuse on vs off, tutor
 quality — computed with :mod:`tutorl.experiments.stats`. Honesty rules: an interval needs two
-seeds or more; a mean over runs some of which never got somewhere (never converged, never
-reached the threshold) counts those runs at their full length and is marked as a bound; when no
-run got there the number is NaN. :mod:`tutorl.experiments.report` renders these tables.
+seeds or more; a mean over runs some of which never got somewhere (never reached a level or the
+threshold, never settled) counts those runs at their full length and is marked as a bound; when
+no run got there the number is NaN. Learning speed is measured against levels common to every
+arm of a game × algorithm (see :mod:`tutorl.experiments.metrics`).
+:mod:`tutorl.experiments.report` renders these tables.
 """
 
 from __future__ import annotations
@@ -16,17 +18,46 @@ import numpy as np
 import pandas as pd
 
 from tutorl.experiments import stats
+from tutorl.experiments.metrics import (
+    HEADLINE,
+    LEVEL_COLUMNS,
+    LEVEL_FRACTIONS,
+    REFERENCES,
+    level_column,
+    variant_of,
+)
 
 BASELINE = "none"
 REQUIRED_COLUMNS = ("env", "algo", "arm", "tutor", "reuse", "seed", "status", "steps")
+
+
+def _reached(metric: str) -> str:
+    return "reached_" + metric.removeprefix("steps_to_")
+
+
 # Metrics with censored runs (NaN: the run never got there) and the name of their "got there"
 # count.
-CENSORED = {"convergence_step": "converged", "steps_to_threshold": "reached"}
+CENSORED = {
+    **{column: _reached(column) for column in LEVEL_COLUMNS},
+    "steps_to_threshold": "reached",
+    "plateau_step": "settled",
+}
+# Steps to a level are censored only where the level is defined: the reference level column
+# of each, and the common start.
+LEVEL_OF = {
+    level_column(reference, fraction): f"{reference}_level"
+    for reference in REFERENCES
+    for fraction in LEVEL_FRACTIONS
+}
+LEVELS = ("initial_return", "untutored_level", "expert_level")
 RUN_METRICS = (
-    "convergence_step",
+    *LEVEL_COLUMNS,
+    "normalised_auc",
     "steps_to_threshold",
     "final_return",
     "auc",
+    "plateau_return",
+    "plateau_step",
     "stability_std",
     "drops",
 )
@@ -44,7 +75,7 @@ OPTIONAL_COLUMNS = (
     "threshold",
     "tolerance",
     "best_return",
-    "plateau_return",
+    *LEVELS,
     *RUN_METRICS,
     *COSTS,
 )
@@ -54,6 +85,11 @@ _CI_COLUMNS = ("", "_low", "_high")
 
 def _with_ci(name: str) -> list[str]:
     return [name + suffix for suffix in _CI_COLUMNS]
+
+
+def speedup_column(metric: str) -> str:
+    """``steps_to_untutored_100`` → ``speedup_untutored_100``."""
+    return "speedup_" + metric.removeprefix("steps_to_")
 
 
 CONFIGURATION_COLUMNS = [
@@ -68,8 +104,8 @@ CONFIGURATION_COLUMNS = [
     "steps",
     "threshold",
     "tolerance",
-    "converged",
-    "reached",
+    *LEVELS,
+    *CENSORED.values(),
     *[
         column
         for metric in RUN_METRICS
@@ -84,36 +120,53 @@ ACCELERATION_COLUMNS = [
     "arm",
     "tutor",
     "reuse",
+    "agreement",
+    *LEVELS,
     "baseline_seeds",
     "tutored_seeds",
+    *[
+        column
+        for metric in LEVEL_COLUMNS
+        for column in (
+            f"baseline_{_reached(metric)}",
+            f"tutored_{_reached(metric)}",
+            *_with_ci(speedup_column(metric)),
+            f"{speedup_column(metric)}_bound",
+        )
+    ],
+    *_with_ci("p_reaches_sooner"),
+    "reaches_sooner_p_value",
     "baseline_reached",
     "tutored_reached",
-    "baseline_converged",
-    "tutored_converged",
     *_with_ci("acceleration"),
     "acceleration_bound",
-    *_with_ci("convergence_ratio"),
-    "convergence_ratio_bound",
-    *_with_ci("p_converges_sooner"),
-    "convergence_p_value",
     "baseline_final_return",
     "tutored_final_return",
     *_with_ci("final_return_diff"),
     *_with_ci("p_final_better"),
     "final_return_p_value",
+    *_with_ci("normalised_auc_diff"),
+    "baseline_plateau_return",
+    "tutored_plateau_return",
+    "baseline_settled",
+    "tutored_settled",
 ]
 REUSE_COLUMNS = [
     "env",
     "algo",
     "tutor",
+    "variant",
+    *LEVELS,
     "seeds_off",
     "seeds_on",
-    "converged_off",
-    "converged_on",
-    *_with_ci("convergence_ratio"),
-    "convergence_ratio_bound",
+    "reached_off",
+    "reached_on",
+    *_with_ci(speedup_column(HEADLINE)),
+    f"{speedup_column(HEADLINE)}_bound",
     *_with_ci("p_on_sooner"),
     "p_value",
+    "plateau_return_off",
+    "plateau_return_on",
     "stability_std_off",
     "stability_std_on",
     "drops_off",
@@ -144,11 +197,14 @@ STATISTICS_DEFINITIONS: dict[str, str] = {
     "resampled with replacement; two arms resampled independently); none with a single seed",
     "≥ (steps)": "some runs never got there: they count as their full training length, so the "
     "mean (or IQM) is a lower bound",
-    "acceleration": "mean steps to threshold of the untutored baseline divided by the tutored "
-    "arm's (same game and algorithm); ≥ when only the baseline has runs that never reached the "
-    "threshold (a lower bound), ≤ when only the tutored arm has, unknown (—) when both have",
-    "convergence-step ratio": "the same ratio for the convergence step (runs that never "
-    "converged count as their full length)",
+    "speed-up to the untutored final level (the headline: converges sooner)": "mean steps to "
+    "100% of the untutored final level of the untutored arm divided by the tutored arm's (same "
+    "game and algorithm; for reuse, without / with reuse); above 1 the tutored arm got there "
+    "sooner. ≥ when only the untutored (reuse: off) arm has runs that never got there (a lower "
+    "bound), ≤ when only the tutored (reuse: on) arm has — a run stalled below the level counts "
+    "at its full length, so it can never look faster — and unknown (—) when both have. The same "
+    "ratio is given for 50% and 80% of that level and of the expert level",
+    "acceleration to threshold": "the same ratio for the steps to the game's success threshold",
     "P(…)": "probability of improvement: the chance that a random seed of the first arm does "
     "better than a random seed of the second, ties counting half (rliable); 0.5 = no difference. "
     "For steps, runs that never got there rank last (tied with each other)",
@@ -156,6 +212,8 @@ STATISTICS_DEFINITIONS: dict[str, str] = {
     "3 seeds the smallest possible p is 0.1 (0.029 for 4 vs 4, 0.008 for 5 vs 5), however large "
     "the difference",
     "Δ final return": "tutored mean final return minus the baseline's",
+    "Δ normalised AUC": "tutored mean normalised AUC minus the baseline's (return gathered "
+    "during training, in units of the climb from the start to the untutored final level)",
 }
 
 
@@ -164,11 +222,15 @@ STATISTICS_DEFINITIONS: dict[str, str] = {
 
 
 def prepare_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """A checked copy of the runs table: required columns present, optional ones filled."""
+    """A checked copy of the runs table: required columns present, optional ones filled (an
+    older table's ``convergence_step`` is read as ``plateau_step``)."""
     missing = [c for c in REQUIRED_COLUMNS if c not in runs.columns]
     if missing:
         raise ValueError(f"runs table lacks column(s): {', '.join(missing)}")
     runs = runs.copy()
+    if "plateau_step" not in runs.columns and "convergence_step" in runs.columns:
+        runs["plateau_step"] = runs["convergence_step"]
+    runs = runs.drop(columns=["convergence_step"], errors="ignore")
     for column in OPTIONAL_COLUMNS:
         if column not in runs.columns:
             runs[column] = np.nan
@@ -197,7 +259,7 @@ def _num(value: Any) -> float:
 
 
 def _first(series: pd.Series) -> float:
-    values = series.dropna()
+    values = pd.to_numeric(series, errors="coerce").dropna()
     return float(values.iloc[0]) if len(values) else math.nan
 
 
@@ -206,16 +268,29 @@ def mean_of(series: pd.Series) -> float:
     return float(values.mean()) if len(values) else math.nan
 
 
+def level_defined(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """Per row: is the level behind the steps-to-level ``metric`` defined (its reference known
+    and above the common initial return)? All True for other metrics."""
+    if metric not in LEVEL_OF:
+        return pd.Series(True, index=frame.index)
+    reference = pd.to_numeric(frame[LEVEL_OF[metric]], errors="coerce")
+    initial = pd.to_numeric(frame["initial_return"], errors="coerce")
+    return (reference > initial).fillna(False)
+
+
 def _values(done: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed values of ``metric`` over finished runs, and which of them are censored.
 
-    For a censored metric a run that never got there (NaN) takes its training length.
+    For a censored metric a run that never got there (NaN) takes its training length; steps
+    to an undefined level stay NaN (no number, not censored).
     """
     values = pd.to_numeric(done[metric], errors="coerce")
     if metric not in CENSORED:
         return values.to_numpy(dtype=float), np.zeros(len(values), dtype=bool)
-    censored = values.isna() & done["steps"].notna()
-    return values.fillna(done["steps"]).to_numpy(dtype=float), censored.to_numpy()
+    defined = level_defined(done, metric)
+    censored = values.isna() & done["steps"].notna() & defined
+    filled = values.where(~censored, done["steps"])
+    return filled.to_numpy(dtype=float), censored.to_numpy()
 
 
 def _put(row: dict[str, Any], name: str, estimate: tuple[Any, Any, Any]) -> None:
@@ -241,6 +316,8 @@ def _configurations(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
                 "steps": float(pd.to_numeric(g["steps"], errors="coerce").max()),
                 "threshold": _first(g["threshold"]),
                 "tolerance": _first(g["tolerance"]),
+                # Common to the pair: the same in every arm.
+                **{level: _first(group[level]) for level in LEVELS},
             }
             for metric in RUN_METRICS:
                 values, censored = _values(done, metric)
@@ -262,6 +339,28 @@ def _configurations(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CONFIGURATION_COLUMNS)
 
 
+def _speedup(
+    row: dict[str, Any],
+    metric: str,
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    names: tuple[str, str],
+    reps: int,
+    seed: int,
+) -> None:
+    """``speedup_<level>`` of ``a`` over ``b`` (``a``'s mean steps / ``b``'s) into ``row`` with
+    interval, bound and each arm's count of runs that got there (``<names>_reached_<level>``)."""
+    x, x_cens = _values(a, metric)
+    y, y_cens = _values(b, metric)
+    for name, v, c in ((names[0], x, x_cens), (names[1], y, y_cens)):
+        if name is not None:
+            row[name] = int((~np.isnan(v) & ~c).sum())
+    result = stats.acceleration(x, y, x_cens, y_cens, reps=reps, seed=seed)
+    name = "acceleration" if metric == "steps_to_threshold" else speedup_column(metric)
+    _put(row, name, (result["ratio"], result["low"], result["high"]))
+    row[f"{name}_bound"] = result["bound"]
+
+
 def _acceleration(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     rows = []
     for env, algo in pairs(runs):
@@ -269,9 +368,9 @@ def _acceleration(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
         done = group[group["status"] == "done"]
         base = done[done["arm"] == BASELINE]
         for arm in _arms(group):
-            first = group[group["arm"] == arm].iloc[0]
-            if first["tutor"] == BASELINE:
+            if arm == BASELINE:  # every other arm is tutored
                 continue
+            first = group[group["arm"] == arm].iloc[0]
             tut = done[done["arm"] == arm]
             row: dict[str, Any] = {
                 "env": env,
@@ -279,28 +378,26 @@ def _acceleration(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
                 "arm": arm,
                 "tutor": first["tutor"],
                 "reuse": bool(first["reuse"]),
+                "agreement": mean_of(tut["agreement"]),
+                **{level: _first(group[level]) for level in LEVELS},
                 "baseline_seeds": len(base),
                 "tutored_seeds": len(tut),
             }
-            for metric, name in (
-                ("steps_to_threshold", "acceleration"),
-                ("convergence_step", "convergence_ratio"),
-            ):
-                b, b_cens = _values(base, metric)
-                t, t_cens = _values(tut, metric)
-                row[f"baseline_{CENSORED[metric]}"] = int((~np.isnan(b) & ~b_cens).sum())
-                row[f"tutored_{CENSORED[metric]}"] = int((~np.isnan(t) & ~t_cens).sum())
-                result = stats.acceleration(b, t, b_cens, t_cens, reps=reps, seed=seed)
-                _put(row, name, (result["ratio"], result["low"], result["high"]))
-                row[f"{name}_bound"] = result["bound"]
-            b_conv, _ = _values(base, "convergence_step")
-            t_conv, _ = _values(tut, "convergence_step")
+            for metric in LEVEL_COLUMNS:
+                counts = (f"baseline_{_reached(metric)}", f"tutored_{_reached(metric)}")
+                _speedup(row, metric, base, tut, counts, reps, seed)
+            b_head, _ = _values(base, HEADLINE)
+            t_head, _ = _values(tut, HEADLINE)
             _put(
                 row,
-                "p_converges_sooner",
-                stats.probability_of_improvement(-t_conv, -b_conv, reps=reps, seed=seed),
+                "p_reaches_sooner",
+                stats.probability_of_improvement(-t_head, -b_head, reps=reps, seed=seed),
             )
-            row["convergence_p_value"] = _num(stats.rank_test(t_conv, b_conv))
+            row["reaches_sooner_p_value"] = _num(stats.rank_test(t_head, b_head))
+            _speedup(
+                row, "steps_to_threshold", base, tut, ("baseline_reached", "tutored_reached"),
+                reps, seed,
+            )  # fmt: skip
             b_final, _ = _values(base, "final_return")
             t_final, _ = _values(tut, "final_return")
             row["baseline_final_return"] = mean_of(base["final_return"])
@@ -312,6 +409,13 @@ def _acceleration(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
                 stats.probability_of_improvement(t_final, b_final, reps=reps, seed=seed),
             )
             row["final_return_p_value"] = _num(stats.rank_test(t_final, b_final))
+            b_auc, _ = _values(base, "normalised_auc")
+            t_auc, _ = _values(tut, "normalised_auc")
+            _put(row, "normalised_auc_diff", stats.difference(t_auc, b_auc, reps, seed))
+            row["baseline_plateau_return"] = mean_of(base["plateau_return"])
+            row["tutored_plateau_return"] = mean_of(tut["plateau_return"])
+            row["baseline_settled"] = int(pd.to_numeric(base["plateau_step"]).notna().sum())
+            row["tutored_settled"] = int(pd.to_numeric(tut["plateau_step"]).notna().sum())
             rows.append(row)
     return pd.DataFrame(rows, columns=ACCELERATION_COLUMNS)
 
@@ -320,39 +424,37 @@ def _reuse(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     rows = []
     for env, algo in pairs(runs):
         group = runs[(runs["env"] == env) & (runs["algo"] == algo)]
+        group = group.assign(variant=group["arm"].map(variant_of))
         done = group[group["status"] == "done"]
-        for tutor in dict.fromkeys(group["tutor"]):
-            arms = group[group["tutor"] == tutor]
-            if tutor == BASELINE or arms["reuse"].nunique() < 2:
+        for variant in dict.fromkeys(group["variant"]):
+            arms = group[group["variant"] == variant]
+            if variant == BASELINE or arms["reuse"].nunique() < 2:
                 continue
-            off = done[(done["tutor"] == tutor) & ~done["reuse"]]
-            on = done[(done["tutor"] == tutor) & done["reuse"]]
-            off_conv, off_cens = _values(off, "convergence_step")
-            on_conv, on_cens = _values(on, "convergence_step")
+            off = done[(done["variant"] == variant) & ~done["reuse"]]
+            on = done[(done["variant"] == variant) & done["reuse"]]
             row: dict[str, Any] = {
                 "env": env,
                 "algo": algo,
-                "tutor": tutor,
+                "tutor": arms["tutor"].iloc[0],
+                "variant": variant,
+                **{level: _first(group[level]) for level in LEVELS},
                 "seeds_off": len(off),
                 "seeds_on": len(on),
-                "converged_off": int((~np.isnan(off_conv) & ~off_cens).sum()),
-                "converged_on": int((~np.isnan(on_conv) & ~on_cens).sum()),
             }
-            result = stats.acceleration(off_conv, on_conv, off_cens, on_cens, reps, seed)
-            _put(row, "convergence_ratio", (result["ratio"], result["low"], result["high"]))
-            row["convergence_ratio_bound"] = result["bound"]
+            _speedup(row, HEADLINE, off, on, ("reached_off", "reached_on"), reps, seed)
+            off_head, _ = _values(off, HEADLINE)
+            on_head, _ = _values(on, HEADLINE)
             _put(
                 row,
                 "p_on_sooner",
-                stats.probability_of_improvement(-on_conv, -off_conv, reps=reps, seed=seed),
+                stats.probability_of_improvement(-on_head, -off_head, reps=reps, seed=seed),
             )
-            row["p_value"] = _num(stats.rank_test(on_conv, off_conv))
+            row["p_value"] = _num(stats.rank_test(on_head, off_head))
             off_std, _ = _values(off, "stability_std")
             on_std, _ = _values(on, "stability_std")
-            row["stability_std_off"] = mean_of(off["stability_std"])
-            row["stability_std_on"] = mean_of(on["stability_std"])
-            row["drops_off"] = mean_of(off["drops"])
-            row["drops_on"] = mean_of(on["drops"])
+            for column in ("plateau_return", "stability_std", "drops"):
+                row[f"{column}_off"] = mean_of(off[column])
+                row[f"{column}_on"] = mean_of(on[column])
             _put(
                 row,
                 "p_on_more_stable",
@@ -406,23 +508,29 @@ def tables(
     ``*_high``; NaN with fewer than two seeds).
 
     * ``configurations`` — one row per (env, algo, arm): ``seeds_done``, ``seeds_failed``,
-      ``seeds_unfinished``, ``steps`` (training length), ``threshold``, ``tolerance``,
-      ``converged`` and ``reached`` (finished runs that converged / reached the threshold), then
+      ``seeds_unfinished``, ``steps`` (training length), ``threshold``, ``tolerance``, the
+      pair's common levels ``initial_return``, ``untutored_level``, ``expert_level``, the
+      counts of :data:`CENSORED` (``reached_untutored_100``: finished runs that reached 100% of
+      the untutored final level; ``reached``: the threshold; ``settled``: a plateau step), then
       ``<metric>_mean``/``<metric>_iqm`` with ``_low``/``_high`` for each metric of
-      :data:`RUN_METRICS` (for the convergence step and steps to threshold, runs that never got
-      there count as their training length — the estimate is then a lower bound — and all
-      values are NaN when no run got there), and the mean per run of :data:`COSTS`.
-    * ``acceleration`` — one row per tutored arm vs the ``none`` arm of the same (env, algo):
-      ``acceleration`` (mean steps to threshold, baseline / tutored; see
-      :func:`tutorl.experiments.stats.acceleration`) and ``convergence_ratio`` (same for the
-      convergence step), each with interval and ``_bound``; ``p_converges_sooner``
-      (P(tutored converges sooner)) and ``convergence_p_value``; ``final_return_diff``
-      (tutored − baseline mean), ``p_final_better``, ``final_return_p_value``; seed and
-      reached/converged counts of both arms.
-    * ``reuse`` — one row per (env, algo, tutor) run both with and without reuse:
-      ``convergence_ratio`` (off / on), ``p_on_sooner``, ``p_value``, mean
-      ``stability_std``/``drops`` ``_off`` and ``_on``, ``p_on_more_stable`` (P(lower std with
-      reuse)), ``reuse_hits_on``, ``reuse_agreement_on``.
+      :data:`RUN_METRICS` (for censored metrics, runs that never got there count as their
+      training length — the estimate is then a lower bound — and all values are NaN when no
+      run got there or the level is undefined), and the mean per run of :data:`COSTS`.
+    * ``acceleration`` — one row per tutored arm (every arm but ``none``) vs the ``none`` arm
+      of the same (env, algo): the tutored arm's mean ``agreement``; for each steps-to-level
+      metric ``steps_to_<ref>_<pct>``, ``speedup_<ref>_<pct>`` (baseline mean steps / tutored,
+      see :func:`tutorl.experiments.stats.acceleration`) with interval, ``_bound`` and both
+      arms' ``reached_<ref>_<pct>`` counts — ``speedup_untutored_100`` is the headline;
+      ``p_reaches_sooner`` (P(a tutored seed reaches the untutored final level sooner)) and
+      ``reaches_sooner_p_value``; ``acceleration`` (the same ratio for the steps to threshold);
+      ``final_return_diff`` (tutored − baseline mean), ``p_final_better``,
+      ``final_return_p_value``; ``normalised_auc_diff``; both arms' plateau return and number
+      of runs with a plateau step (``*_settled``).
+    * ``reuse`` — one row per (env, algo, variant) run both with and without reuse (the
+      variant is the arm without its ``+reuse`` part): ``speedup_untutored_100`` (off / on),
+      ``p_on_sooner``, ``p_value``, mean ``plateau_return``/``stability_std``/``drops``
+      ``_off`` and ``_on``, ``p_on_more_stable`` (P(lower std with reuse)),
+      ``reuse_hits_on``, ``reuse_agreement_on``.
     * ``tutor_quality`` — one row per (env, tutor): ``training_agreement`` (mean over finished
       runs, both reuse settings, with interval; ``training_runs`` runs),
       ``reuse_agreement``, and the offline evaluation's ``offline_n_states``,
