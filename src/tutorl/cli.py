@@ -71,6 +71,20 @@ def _llm_fields(
     }
 
 
+def _advice_fields(
+    mode: str, coef: float, anneal: float | None, margin: float, target: str, guard: bool
+) -> dict[str, Any]:
+    """How advice enters learning, from the CLI's shared advice options."""
+    return {
+        "advice_mode": mode,
+        "imitation_coef": coef,
+        "imitation_anneal": anneal,
+        "imitation_margin": margin,
+        "imitation_target": target,
+        "imitation_guard": guard,
+    }
+
+
 def _config(**kwargs: Any):
     from tutorl.rl.train import RunConfig
 
@@ -121,6 +135,49 @@ PromptOpt = Annotated[
 CacheOpt = Annotated[
     bool, typer.Option("--cache/--no-cache", help="Persistent LLM response cache.")
 ]
+AdviceModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--advice-mode",
+        help="replace (the tutor's action is executed; the paper's), label (the student acts, "
+        "the advice only teaches; needs --imitation-coef) or explore (DQN: advice replaces only "
+        "ε-random actions).",
+    ),
+]
+ImitationCoefOpt = Annotated[
+    float,
+    typer.Option(
+        "--imitation-coef",
+        help="λ of the supervised term toward the tutor's action (DQN: DQfD margin loss; "
+        "PPO/A2C: -log π(a_T|s)); 0 = off, the paper's mechanism.",
+    ),
+]
+ImitationAnnealOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--imitation-anneal",
+        help="Fraction of the run over which λ decays to 0 (default: constant).",
+    ),
+]
+ImitationMarginOpt = Annotated[
+    float, typer.Option("--imitation-margin", help="DQN: the large margin m of DQfD's loss.")
+]
+ImitationTargetOpt = Annotated[
+    str,
+    typer.Option(
+        "--imitation-target",
+        help="action (the tutor's action) or distribution (PPO/A2C: cross-entropy to the "
+        "tutor's distribution where it has one).",
+    ),
+]
+ImitationGuardOpt = Annotated[
+    bool,
+    typer.Option(
+        "--imitation-guard/--no-imitation-guard",
+        help="For untrusted tutors: imitate only while the tutor's evaluated return is above "
+        "the student's.",
+    ),
+]
 EnvOptionOpt = Annotated[
     list[str] | None,
     typer.Option("--env-option", help="Game option KEY=VALUE, e.g. opponent=greedy (repeatable)."),
@@ -141,6 +198,12 @@ def train(
     advice_budget: Annotated[
         int | None, typer.Option(help="Cap on the total tutor asks (default: none).")
     ] = None,
+    advice_mode: AdviceModeOpt = "replace",
+    imitation_coef: ImitationCoefOpt = 0.0,
+    imitation_anneal: ImitationAnnealOpt = None,
+    imitation_margin: ImitationMarginOpt = 0.8,
+    imitation_target: ImitationTargetOpt = "action",
+    imitation_guard: ImitationGuardOpt = False,
     steps: StepsOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of everything in the run.")] = 0,
     n_envs: Annotated[int | None, typer.Option(help="Vectorised envs.")] = None,
@@ -171,6 +234,14 @@ def train(
         ask_end=ask_end,
         ask_decay_steps=ask_decay_steps,
         advice_budget=advice_budget,
+        **_advice_fields(
+            advice_mode,
+            imitation_coef,
+            imitation_anneal,
+            imitation_margin,
+            imitation_target,
+            imitation_guard,
+        ),
         steps=steps,
         seed=seed,
         n_envs=n_envs,
@@ -208,6 +279,12 @@ def compare(
     steps: StepsOpt = None,
     ask_decay_steps: DecayOpt = None,
     reuse_budget: Annotated[int, typer.Option(help="Reuses per answer before re-asking.")] = 3,
+    advice_mode: AdviceModeOpt = "replace",
+    imitation_coef: ImitationCoefOpt = 0.0,
+    imitation_anneal: ImitationAnnealOpt = None,
+    imitation_margin: ImitationMarginOpt = 0.8,
+    imitation_target: ImitationTargetOpt = "action",
+    imitation_guard: ImitationGuardOpt = False,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
     eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     threshold: Annotated[
@@ -254,6 +331,14 @@ def compare(
         steps=steps,
         ask_decay_steps=ask_decay_steps,
         reuse_budget=reuse_budget,
+        **_advice_fields(
+            advice_mode,
+            imitation_coef,
+            imitation_anneal,
+            imitation_margin,
+            imitation_target,
+            imitation_guard,
+        ),
         eval_episodes=eval_episodes,
         eval_freq=eval_freq,
         env_options=_parse_env_options(env_option),

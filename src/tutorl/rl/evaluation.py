@@ -53,6 +53,27 @@ def expert_actor(game: Game) -> Actor:
     return act
 
 
+def tutor_actor(game: Game, tutor: Any) -> Actor:
+    """The tutor playing greedily: its advised action in every state (a legal action of its
+    own choosing is required; an answer that is not legal plays the first legal action, as a
+    failed answer would leave the student's action in training)."""
+
+    def act(obs: np.ndarray, envs: list[gym.Env] | None) -> np.ndarray:
+        views = (
+            [view_of(game, o, e) for o, e in zip(obs, envs, strict=True)]
+            if envs is not None
+            else list(obs)
+        )
+        actions = []
+        for view, advice in zip(views, tutor.advise(views), strict=True):
+            legal = game.legal_actions(view)
+            ok = advice.source != "fallback" and advice.action in legal
+            actions.append(advice.action if ok else legal[0])
+        return np.array(actions)
+
+    return act
+
+
 def random_actor(game: Game, seed: int = 0) -> Actor:
     """Uniformly random legal actions, or vectors uniform in the action box (continuous)."""
     rng = np.random.default_rng(seed)
@@ -159,6 +180,20 @@ def evaluate_model(
     if exact and game.exact_evaluator is not None and not env_options:
         return evaluate_exact(game, lambda batch: model.predict(batch, deterministic=True)[0])
     return evaluate_episodes(game, model_actor(model), episodes, seed, env_options)
+
+
+def evaluate_actor(
+    game: Game,
+    act: Actor,
+    episodes: int,
+    seed: int,
+    env_options: dict[str, Any] | None = None,
+) -> EvalResult:
+    """Greedy evaluation of any actor on the same protocol as :func:`evaluate_model`: exact where
+    the game allows it (observation-only actors), else ``episodes`` seeded episodes."""
+    if game.exact_evaluator is not None and not env_options and not game.view_from_env:
+        return evaluate_exact(game, lambda batch: act(np.asarray(batch), None))
+    return evaluate_episodes(game, act, episodes, seed, env_options)
 
 
 def load_model(path: str | Path):

@@ -8,6 +8,11 @@
   policy's distribution (the same distribution object, no second forward pass), so the rollout
   buffer stores the executed action with its correct log-probability.
 
+With imitation on (:mod:`tutorl.rl.imitation`), the same two places also hand every piece of
+advice to the model's advice store, and ``train()`` logs the supervised term after SB3's own
+update. In ``explore`` mode (DQN) ``_sample_action`` draws ε-greedy per env itself so that it
+knows which actions were exploration steps; only those may be replaced.
+
 Everything else is Stable-Baselines3's own code. The advisor is never saved with the model.
 """
 
@@ -24,6 +29,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from tutorl.envs.base import Game, View
+from tutorl.rl.imitation import Imitation
 from tutorl.tutor.advisor import Advisor
 
 
@@ -45,26 +51,56 @@ def _original_obs(vec_env: VecEnv, obs: np.ndarray) -> np.ndarray:
 
 
 class _AdvisedModel:
-    """Mixin for the model classes: holds the advisor and keeps it out of saved files."""
+    """Mixin for the model classes: holds the advisor (and the imitation term) and keeps them
+    out of saved files."""
 
     advisor: Advisor | None = None
     game: Game | None = None
+    imitation: Imitation | None = None
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "advisor", "game"]  # type: ignore[misc]
+        excluded = super()._excluded_save_params()  # type: ignore[misc]
+        return [*excluded, "advisor", "game", "imitation"]
+
+    def train(self, *args, **kwargs) -> None:
+        # SB3's own update; the imitation term rides on its optimizer steps (a pre-step hook).
+        super().train(*args, **kwargs)  # type: ignore[misc]
+        if self.imitation is not None:
+            self.imitation.log(self.logger)  # type: ignore[attr-defined]
 
 
 class TutoredDQN(_AdvisedModel, DQN):
     """SB3 DQN whose behaviour action can be replaced by advice."""
 
     def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
-        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
-        if self.advisor is None:
-            return action, buffer_action
+        if self.advisor is not None and getattr(self.advisor, "mode", None) == "explore":
+            action, explored = self._epsilon_greedy(learning_starts, n_envs)
+        else:
+            action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+            explored = None
+            if self.advisor is None:
+                return action, buffer_action
         obs = self._last_original_obs if self._vec_normalize_env is not None else self._last_obs
-        executed = self.advisor(obs, action, make_views_fn(self.game, self.env, obs))
+        views = make_views_fn(self.game, self.env, obs)
+        if explored is None:
+            executed = self.advisor(obs, action, views)
+        else:
+            executed = self.advisor(obs, action, views, eligible=explored)
+        if self.imitation is not None:
+            self.imitation.record(self._last_obs, self.advisor)
         # The executed action is the one the replay buffer stores.
         return executed, executed.copy()
+
+    def _epsilon_greedy(self, learning_starts: int, n_envs: int) -> tuple[np.ndarray, np.ndarray]:
+        """ε-greedy per env (SB3 draws one coin for the whole batch), saying which envs
+        explored: before ``learning_starts`` every action is random, as in SB3."""
+        if self.num_timesteps < learning_starts:
+            explored = np.ones(n_envs, dtype=bool)
+        else:
+            explored = np.random.rand(n_envs) < self.exploration_rate
+        greedy, _ = self.policy.predict(self._last_obs, deterministic=True)
+        random = np.array([self.action_space.sample() for _ in range(n_envs)])
+        return np.where(explored, random, greedy), explored
 
 
 class _AdvisedPolicy:
@@ -73,6 +109,7 @@ class _AdvisedPolicy:
     advisor: Advisor | None = None
     game: Game | None = None
     vec_env: VecEnv | None = None
+    imitation: Imitation | None = None
 
     def _get_action_dist_from_latent(self, latent_pi):
         # Remember the distribution forward() built (masked in place by MaskablePPO), so the
@@ -87,6 +124,8 @@ class _AdvisedPolicy:
         obs_np = _original_obs(self.vec_env, obs.cpu().numpy())
         student = actions.cpu().numpy()
         executed = self.advisor(obs_np, student, make_views_fn(self.game, self.vec_env, obs_np))
+        if self.imitation is not None:
+            self.imitation.record(obs.cpu().numpy(), self.advisor)
         if self.advisor.last_advised.any():
             actions = th.as_tensor(executed, device=actions.device).reshape(actions.shape)
             log_prob = self._last_distribution.log_prob(actions)
@@ -113,11 +152,18 @@ class TutoredMaskablePPO(_AdvisedModel, MaskablePPO):
     """sb3-contrib MaskablePPO with the advice hook in its policy."""
 
 
-def attach_advisor(model, game: Game, advisor: Advisor | None) -> None:
-    """Connect ``advisor`` (or ``None`` to train untutored) to a tutored model."""
+def attach_advisor(
+    model, game: Game, advisor: Advisor | None, imitation: Imitation | None = None
+) -> None:
+    """Connect ``advisor`` (or ``None`` to train untutored) to a tutored model, and optionally
+    the imitation term fed by its advice."""
+    if model.imitation is not None and model.imitation is not imitation:
+        model.imitation.remove()
     model.advisor = advisor
     model.game = game
+    model.imitation = imitation
     if isinstance(model.policy, _AdvisedPolicy):
         model.policy.advisor = advisor
         model.policy.game = game
         model.policy.vec_env = model.get_env()
+        model.policy.imitation = imitation

@@ -23,8 +23,9 @@ from tutorl._io import atomic_write_json, atomic_write_text
 from tutorl.envs import get_game
 from tutorl.envs.base import Game
 from tutorl.rl.algorithms import ALGOS, DEFAULT_N_ENVS, make_model
-from tutorl.rl.evaluation import EvalResult, evaluate_model
+from tutorl.rl.evaluation import EvalResult, evaluate_actor, evaluate_model, tutor_actor
 from tutorl.rl.hooks import attach_advisor
+from tutorl.rl.imitation import Imitation, ImitationSettings
 from tutorl.tutor.advisor import Advisor
 from tutorl.tutor.memory import AdviceMemory
 from tutorl.tutor.schedule import AdviceSchedule
@@ -62,6 +63,14 @@ class RunConfig(BaseModel):
     ask_end: float = Field(0.1, ge=0.0, le=1.0)
     ask_decay_steps: int | None = Field(None, ge=0)
     advice_budget: int | None = Field(None, ge=0)
+    # How advice enters learning (README "Advice modes and imitation"): the paper's `replace`
+    # with imitation_coef 0 is today's mechanism bit for bit.
+    advice_mode: Literal["replace", "label", "explore"] = "replace"
+    imitation_coef: float = Field(0.0, ge=0.0)
+    imitation_anneal: float | None = Field(None, gt=0.0, le=1.0)
+    imitation_margin: float = Field(0.8, ge=0.0)
+    imitation_target: Literal["action", "distribution"] = "action"
+    imitation_guard: bool = False
     steps: int | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
     n_envs: int | None = Field(None, ge=1)
@@ -117,6 +126,20 @@ class RunConfig(BaseModel):
             )
         if not game.has_expert and self.tutor in ("expert", "noisy-expert"):
             raise ValueError(f"{self.env} has no expert policy: --tutor {self.tutor} needs one")
+        if self.advice_mode == "explore" and self.algo != "dqn":
+            raise ValueError(
+                "--advice-mode explore replaces ε-random actions and only DQN has them: "
+                "use replace or label with ppo/a2c"
+            )
+        if not self.tutored and (self.imitation_coef > 0 or self.advice_mode != "replace"):
+            raise ValueError("--imitation-coef and --advice-mode need a tutor (--tutor none)")
+        if self.advice_mode == "label" and self.imitation_coef == 0:
+            raise ValueError(
+                "--advice-mode label executes the student's own action: without "
+                "--imitation-coef > 0 the advice would have no effect"
+            )
+        if self.imitation_coef == 0 and (self.imitation_guard or self.imitation_anneal is not None):
+            raise ValueError("--imitation-guard and --imitation-anneal need --imitation-coef > 0")
         if self.steps is None:
             self.steps = game.default_steps
         if self.ask_decay_steps is None:
@@ -154,7 +177,26 @@ class RunConfig(BaseModel):
         elif self.tutor == "llm":
             # A model name may contain dots (qwen2.5-coder-0.5b): strip only a .gguf suffix.
             name = f"llm-{Path(str(self.llm)).name.removesuffix('.gguf')}"
+        if self.advice_mode != "replace":
+            name += f"+{self.advice_mode}"
+        if self.imitation_coef > 0:
+            name += f"+im{self.imitation_coef:g}"
+            if self.imitation_anneal is not None:
+                name += f"+anneal{self.imitation_anneal:g}"
+            if self.imitation_target == "distribution":
+                name += "+dist"
+            if self.imitation_guard:
+                name += "+guard"
         return f"{name}+reuse" if self.reuse else name
+
+    def imitation(self) -> ImitationSettings:
+        return ImitationSettings(
+            coef=self.imitation_coef,
+            anneal=self.imitation_anneal,
+            margin=self.imitation_margin,
+            target=self.imitation_target,
+            guard=self.imitation_guard,
+        )
 
 
 def configure_threads() -> None:
@@ -202,6 +244,9 @@ class CurveCallback(BaseCallback):
         )
         self.eval_seconds += time.perf_counter() - start
         self.last = result
+        imitation = getattr(self.model, "imitation", None)
+        if imitation is not None:
+            imitation.student_return = result.mean_return  # what the guard compares with
         stats = self.advisor.stats if self.advisor else None
         row = {
             "step": self.num_timesteps,
@@ -326,8 +371,22 @@ def train(
             config.ask_start, config.ask_end, config.ask_decay_steps, config.advice_budget
         )
         memory = AdviceMemory(config.reuse_budget) if config.reuse else None
-        advisor = Advisor(game, tutor, schedule, memory, seed=config.seed + 2)
-    attach_advisor(model, game, advisor)
+        advisor = Advisor(
+            game, tutor, schedule, memory, seed=config.seed + 2, mode=config.advice_mode
+        )
+    imitation = None
+    if tutor is not None and config.imitation_coef > 0:
+        imitation = Imitation(model, config.imitation(), config.steps, seed=config.seed + 3)
+        if config.imitation_guard:
+            # The tutor's own greedy return, on the student's evaluation protocol.
+            imitation.tutor_return = evaluate_actor(
+                game,
+                tutor_actor(game, tutor),
+                config.eval_episodes,
+                config.eval_seed,
+                config.env_options,
+            ).mean_return
+    attach_advisor(model, game, advisor, imitation)
 
     callback = CurveCallback(game, config, advisor, out_dir, start_time, on_eval)
     model.learn(
@@ -353,7 +412,9 @@ def train(
         "final_eval": callback.last.as_dict() if callback.last else None,
         "wall_time": round(wall, 2),
         "train_steps_per_second": round(model.num_timesteps / max(train_seconds, 1e-9), 1),
+        "advice_mode": config.advice_mode if advisor else None,
         "advice": advisor.stats.as_dict() if advisor else None,
+        "imitation": imitation.as_dict() if imitation else None,
         "agreement": advisor.stats.agreement if advisor else None,
         "llm": llm_stats(tutor),
     }

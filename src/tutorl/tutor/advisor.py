@@ -68,6 +68,9 @@ class AdviceStats:
 
 ViewsFn = Callable[[Sequence[int]], list[View]]
 
+#: How advice enters the student's behaviour (see :class:`Advisor`).
+ADVICE_MODES = ("replace", "label", "explore")
+
 
 class Advisor:
     """Decides, for each env in a vectorised step, whether the executed action is the student's
@@ -79,6 +82,19 @@ class Advisor:
     answered by one batched ``tutor.advise`` call. An answer that is not a legal action falls
     back to the student's action and is counted, never executed.
 
+    The advice ``mode`` says what the advice does to the behaviour:
+
+    * ``replace`` (Toral & Lazebnik's): the advised action is executed instead of the student's.
+    * ``label``: the tutor is asked on the same schedule, but the student's own action is
+      executed; the advice only labels the state for imitation (LLM4Teach, DAgger).
+    * ``explore`` (DQN; Ilhan et al. 2021): only envs whose action was an ε-random exploration
+      step may ask (the hook passes ``eligible``); their random action is replaced.
+
+    After each call, :attr:`last_labels` holds the advised action of every env (−1 where none,
+    fresh or reused, whatever the mode), :attr:`last_masks` the legal actions of the advised
+    states and :attr:`last_probs` the tutor's distribution (NaN rows where it has none): what
+    the imitation store keeps.
+
     :param game: the game (legal actions, expert, state key).
     :param tutor: who answers.
     :param schedule: when to ask.
@@ -86,6 +102,7 @@ class Advisor:
     :param seed: seed of the ask/no-ask coin flips.
     :param judge: compare every fresh answer with the expert's action (the tutor's measured
         agreement). Off only to time the hook itself.
+    :param mode: ``replace``, ``label`` or ``explore`` (above).
     """
 
     def __init__(
@@ -96,7 +113,12 @@ class Advisor:
         memory: AdviceMemory | None = None,
         seed: int | None = None,
         judge: bool = True,
+        mode: str = "replace",
     ) -> None:
+        if mode not in ADVICE_MODES:
+            known = ", ".join(ADVICE_MODES)
+            raise ValueError(f"unknown advice mode {mode!r}; choose one of: {known}")
+        self.mode = mode
         self.game = game
         self.judge = judge
         self.tutor = tutor
@@ -105,10 +127,19 @@ class Advisor:
         self.rng = np.random.default_rng(seed)
         self.stats = AdviceStats()
         self.last_advised = np.zeros(0, dtype=bool)
+        self.last_labels = np.zeros(0, dtype=np.int64)
+        self.last_masks = np.zeros((0, game.n_actions), dtype=bool)
+        self.last_probs = np.zeros((0, game.n_actions), dtype=np.float32)
         # The expert tutor agrees with itself by definition; skip recomputing its answer.
         self._tutor_is_expert = isinstance(tutor, ExpertTutor)
 
-    def __call__(self, obs: np.ndarray, student_actions: np.ndarray, views: ViewsFn) -> np.ndarray:
+    def __call__(
+        self,
+        obs: np.ndarray,
+        student_actions: np.ndarray,
+        views: ViewsFn,
+        eligible: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Return the actions to execute for a batch of envs.
 
         :param obs: the students' observations, shape ``(n_envs, ...)`` (original, not
@@ -116,21 +147,30 @@ class Advisor:
         :param student_actions: the actions the student proposed, shape ``(n_envs,)``.
         :param views: ``views(indices) -> list of views`` for the envs that ask (called only for
             those, only when any env asks).
+        :param eligible: envs that may take advice this step (``explore`` mode: the envs whose
+            action was ε-random); ``None``: all.
         """
         entered = time.perf_counter()
         n_envs = len(student_actions)
-        executed = np.array(student_actions, copy=True).reshape(n_envs)
+        student = np.array(student_actions, copy=True).reshape(n_envs)
+        executed = student.copy()
         advised = np.zeros(n_envs, dtype=bool)
+        labels = np.full(n_envs, -1, dtype=np.int64)
+        masks = np.zeros((n_envs, self.game.n_actions), dtype=bool)
+        probs = np.full((n_envs, self.game.n_actions), np.nan, dtype=np.float32)
         keys: dict[int, object] = {}
         asking: list[int] = []
         reused: list[int] = []
         p_ask = self.schedule.probability(self.stats.steps)
         for i in range(n_envs):
+            if eligible is not None and not eligible[i]:
+                continue
             if self.memory is not None:
                 keys[i] = self.game.state_key(obs[i])
                 remembered = self.memory.reuse(keys[i])
                 if remembered is not None:
                     executed[i] = remembered
+                    labels[i] = remembered
                     advised[i] = True
                     reused.append(i)
                     self.stats.reuse_hits += 1
@@ -156,6 +196,10 @@ class Advisor:
                     self.stats.sources["fallback"] += 1
                     continue
                 executed[i] = advice.action
+                labels[i] = advice.action
+                masks[i, legal] = True
+                if advice.probs is not None:
+                    probs[i] = advice.probs
                 advised[i] = True
                 self.stats.sources[advice.source] += 1
                 if self.judge:
@@ -170,13 +214,19 @@ class Advisor:
                 if self.memory is not None:
                     self.memory.remember(keys[i], advice.action)
 
-        if self.judge and reused:
+        if reused:
             for i, view in zip(reused, views(reused), strict=True):
-                self.stats.reuse_judged += 1
-                self.stats.reuse_agree += int(executed[i] == int(self.game.expert(view)))
+                masks[i, self.game.legal_actions(view)] = True
+                if self.judge:
+                    self.stats.reuse_judged += 1
+                    self.stats.reuse_agree += int(executed[i] == int(self.game.expert(view)))
 
         self.stats.advised += int(advised.sum())
         self.stats.steps += n_envs
+        self.last_labels, self.last_masks, self.last_probs = labels, masks, probs
+        if self.mode == "label":
+            # The advice only teaches: the student's own action is executed.
+            executed, advised = student, np.zeros(n_envs, dtype=bool)
         self.last_advised = advised
         self.stats.advisor_seconds += time.perf_counter() - entered
         return executed

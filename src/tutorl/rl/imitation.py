@@ -1,0 +1,234 @@
+"""Imitation of the tutor: advice that enters the student's *update*, not only its behaviour.
+
+Executing the tutor's action alone teaches little: while nearly every step is advised, PPO/A2C's
+critic learns the tutor's own returns (the advised action's advantage is ~0) and DQN's replay
+buffer holds almost only the tutor's actions (the other actions' values are extrapolated). So
+every piece of advice — executed (``replace``), only labelled (``label``) or replacing an
+exploration step (``explore``) — is kept in an :class:`AdviceStore`, and a supervised term pulls
+the student towards it in each of its gradient steps:
+
+* DQN: DQfD's large-margin loss (Hester et al. 2018)
+  ``max_a [Q(s,a) + m·1(a ≠ a_T)] − Q(s,a_T)`` over the legal actions;
+* PPO, A2C, MaskablePPO: ``−log π(a_T|s)`` through SB3's own ``evaluate_actions`` (action masks
+  applied), or with ``target="distribution"`` the cross-entropy to the tutor's distribution where
+  the tutor has one (LLM scoring), its action elsewhere.
+
+The term is added to SB3's own gradient, in SB3's own loop: a step pre-hook on the policy's
+optimizer (:meth:`torch.optim.Optimizer.register_step_pre_hook`) back-propagates
+``λ · term`` on an advice minibatch just before every optimizer step, on top of the TD or
+policy-gradient loss SB3 has already back-propagated, then clips the total gradient norm as SB3
+does. The result equals one combined loss ``SB3 loss + λ·term`` per step (up to SB3's clipping
+of its own part first) without copying any of SB3's training loops, and λ keeps its meaning
+relative to SB3's loss (two separate Adam steps would make λ nearly meaningless).
+
+**Guard for untrusted tutors** (``guard=True``): imitation also copies bad advice. The guard
+imitates only while the tutor is better than the student: the tutor's own return is evaluated
+once before training (greedy play of the tutor on the run's evaluation episodes, or exactly for
+Blackjack), the student's return is the latest greedy evaluation, and the weight is 0 whenever
+the student's return is at or above the tutor's. A random tutor is overtaken within a few
+evaluations and stops being imitated; an expert keeps teaching until the student matches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch as th
+
+IMITATION_TARGETS = ("action", "distribution")
+
+
+@dataclass(frozen=True)
+class ImitationSettings:
+    """The supervised term's settings.
+
+    :param coef: λ, the term's weight; 0 turns imitation off (the paper's plain mechanism).
+    :param anneal: fraction of the run over which λ decays linearly to 0; ``None``: constant
+        (measured: annealing to 0 by half the run made Connect Four DQN collapse after the
+        hand-over; a constant weight did not).
+    :param margin: DQfD's margin ``m`` (DQN only), in return units.
+    :param target: ``action`` (the tutor's action) or ``distribution`` (PPO/A2C: cross-entropy
+        to the tutor's distribution where it has one).
+    :param guard: imitate only while the tutor's evaluated return is above the student's.
+    :param batch_size: advice samples per gradient step.
+    :param capacity: advice samples kept (the oldest are overwritten).
+    """
+
+    coef: float = 0.0
+    anneal: float | None = None
+    margin: float = 0.8
+    target: Literal["action", "distribution"] = "action"
+    guard: bool = False
+    batch_size: int = 64
+    capacity: int = 50_000
+
+    def __post_init__(self) -> None:
+        if self.coef < 0:
+            raise ValueError(f"imitation coefficient must be >= 0, got {self.coef}")
+        if self.anneal is not None and not 0 < self.anneal <= 1:
+            raise ValueError(f"imitation anneal must be in (0, 1], got {self.anneal}")
+        if self.target not in IMITATION_TARGETS:
+            raise ValueError(f"imitation target must be one of {IMITATION_TARGETS}")
+
+    @property
+    def active(self) -> bool:
+        return self.coef > 0
+
+
+class AdviceStore:
+    """A ring buffer of advice: the observation the student's network sees, the advised action,
+    the legal actions of that state and the tutor's distribution (NaN where it has none)."""
+
+    def __init__(self, obs_shape: tuple[int, ...], n_actions: int, capacity: int) -> None:
+        self.obs = np.zeros((capacity, *obs_shape), dtype=np.float32)
+        self.actions = np.zeros(capacity, dtype=np.int64)
+        self.masks = np.zeros((capacity, n_actions), dtype=bool)
+        self.probs = np.full((capacity, n_actions), np.nan, dtype=np.float32)
+        self.capacity, self.size, self._next = capacity, 0, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray, probs: np.ndarray):
+        """Append rows (one per advised state)."""
+        for row in range(len(actions)):
+            i = self._next
+            self.obs[i] = obs[row]
+            self.actions[i] = actions[row]
+            self.masks[i] = masks[row]
+            self.probs[i] = probs[row]
+            self._next = (i + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        index = rng.integers(0, self.size, size=min(batch_size, self.size))
+        return {
+            "obs": self.obs[index],
+            "actions": self.actions[index],
+            "masks": self.masks[index],
+            "probs": self.probs[index],
+        }
+
+
+def margin_loss(q: th.Tensor, actions: th.Tensor, masks: th.Tensor, margin: float) -> th.Tensor:
+    """DQfD's large-margin loss per sample: ``max_a [Q(s,a) + m·1(a≠a_T)] − Q(s,a_T)``, the max
+    over legal actions (``masks``). Zero exactly when ``a_T`` beats every other legal action by
+    at least ``margin``."""
+    bonus = th.full_like(q, margin)
+    bonus.scatter_(1, actions.view(-1, 1), 0.0)
+    shifted = (q + bonus).masked_fill(~masks, -th.inf)
+    return shifted.max(dim=1).values - q.gather(1, actions.view(-1, 1)).squeeze(1)
+
+
+class Imitation:
+    """The advice store and the supervised term of one tutored model (see the module docstring).
+
+    :param model: a tutored SB3 model (DQN, PPO, A2C or MaskablePPO).
+    :param settings: the term's settings.
+    :param total_steps: the run's length (for annealing).
+    :param seed: seed of the minibatch sampling.
+    """
+
+    def __init__(
+        self, model: Any, settings: ImitationSettings, total_steps: int, seed: int = 0
+    ) -> None:
+        self.model, self.settings, self.total_steps = model, settings, max(1, total_steps)
+        space = model.observation_space
+        self.store = AdviceStore(space.shape, int(model.action_space.n), settings.capacity)
+        self.rng = np.random.default_rng(seed)
+        self.is_dqn = hasattr(model, "q_net")
+        self.maskable = model.policy.__class__.__name__.startswith("AdvisedMaskable")
+        self.tutor_return: float | None = None
+        self.student_return: float | None = None
+        self.losses: list[float] = []
+        self.weights: list[float] = []
+        self.applied_steps = 0
+        self._handle = model.policy.optimizer.register_step_pre_hook(self._before_step)
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+    def record(self, policy_obs: np.ndarray, advisor: Any) -> None:
+        """Keep the advice of the last advisor call (``policy_obs``: what the network sees)."""
+        labels = getattr(advisor, "last_labels", None)
+        if labels is None:
+            return
+        rows = np.nonzero(labels >= 0)[0]
+        if len(rows):
+            self.store.add(
+                np.asarray(policy_obs)[rows], labels[rows], advisor.last_masks[rows],
+                advisor.last_probs[rows],
+            )  # fmt: skip
+
+    def weight(self) -> float:
+        """λ now: the schedule's value, times 0 while the guard says the student has caught up."""
+        s = self.settings
+        lam = s.coef
+        if s.anneal is not None:
+            lam *= max(0.0, 1.0 - self.model.num_timesteps / (s.anneal * self.total_steps))
+        tutor, student = self.tutor_return, self.student_return
+        if s.guard and tutor is not None and student is not None and student >= tutor:
+            lam = 0.0
+        return lam
+
+    def term(self, batch: dict[str, np.ndarray]) -> th.Tensor:
+        """The supervised term (mean over the batch), differentiable in the policy."""
+        device = self.model.device
+        obs = th.as_tensor(batch["obs"], device=device)
+        actions = th.as_tensor(batch["actions"], device=device)
+        masks = th.as_tensor(batch["masks"], device=device)
+        policy = self.model.policy
+        if self.is_dqn:
+            q = self.model.q_net(obs)
+            return margin_loss(q, actions, masks, self.settings.margin).mean()
+        extra = {"action_masks": batch["masks"]} if self.maskable else {}
+        if self.settings.target == "distribution":
+            probs = th.as_tensor(batch["probs"], device=device)
+            has = ~th.isnan(probs).any(dim=1)
+            if has.any():
+                distribution = policy.get_distribution(obs, **extra).distribution
+                log_pi = distribution.logits.log_softmax(dim=1)
+                # Rows without a distribution: a one-hot of the tutor's action.
+                target = th.where(
+                    has.view(-1, 1),
+                    th.nan_to_num(probs),
+                    th.nn.functional.one_hot(actions, probs.shape[1]).float(),
+                )
+                target = target / target.sum(dim=1, keepdim=True).clamp_min(1e-8)
+                safe = log_pi.masked_fill(target == 0, 0.0)
+                return -(target * safe).sum(dim=1).mean()
+        _, log_prob, _ = policy.evaluate_actions(obs, actions, **extra)
+        return -log_prob.mean()
+
+    def _before_step(self, optimizer: th.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        weight = self.weight()
+        if weight <= 0 or len(self.store) == 0:
+            return
+        with th.enable_grad():
+            loss = self.term(self.store.sample(self.settings.batch_size, self.rng))
+            (weight * loss).backward()
+        max_norm = getattr(self.model, "max_grad_norm", None)
+        if max_norm is not None:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            th.nn.utils.clip_grad_norm_(params, max_norm)
+        self.losses.append(float(loss.detach()))
+        self.weights.append(weight)
+        self.applied_steps += 1
+
+    def log(self, logger: Any) -> None:
+        """Record the term's mean value and weight since the last call (TensorBoard)."""
+        if self.losses:
+            logger.record("train/imitation_loss", float(np.mean(self.losses)))
+            logger.record("train/imitation_weight", float(np.mean(self.weights)))
+        logger.record("train/advice_store", len(self.store))
+        self.losses.clear()
+        self.weights.clear()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "advice_stored": len(self.store),
+            "imitation_steps": self.applied_steps,
+            "tutor_return": self.tutor_return,
+        }
