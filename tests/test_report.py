@@ -309,3 +309,121 @@ def test_answers_figure_needs_a_finished_comparison(tmp_path):
     assert not (tmp_path / "a.png").exists()
     path = plot_answers(tables(prepare_runs(runs), reps=100), tmp_path / "b.png")
     assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
+
+
+SWEEP = """
+name: tiny
+seeds: 3
+envs: {blackjack: {steps: 8000, eval_freq: 1000, eval_episodes: 5}}
+algos: [ppo]
+tutors: [{tutor: expert}]
+reuse: [false, true]
+smoothing: 1
+"""
+
+
+def fake_sweep(folder, curves_by_arm):
+    """A sweep folder with finished runs made by hand (no training): sweep.yaml, and per run
+    summary.json and curve.csv."""
+    import json
+
+    from tutorl.experiments.sweep import expand, load_sweep, run_key
+
+    (folder / "sweep.yaml").write_text(SWEEP)
+    for config in expand(load_sweep(folder / "sweep.yaml")):
+        run = folder / "runs" / run_key(config)
+        run.mkdir(parents=True)
+        values = curves_by_arm[config.arm()][config.seed]
+        steps = np.arange(len(values)) * 1000
+        pd.DataFrame({"step": steps, "mean_return": values}).to_csv(run / "curve.csv", index=False)
+        advice = None if config.arm() == "none" else {"tutor_asks": 10, "agreement": 1.0}
+        summary = {"steps": int(steps[-1]), "advice": advice, "wall_time": 1.0}
+        (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_report_of_a_sweep_folder_measures_speed_against_the_untutored_level(tmp_path):
+    from tutorl.experiments.metrics import BLACKJACK_OPTIMUM, METRIC_DEFINITIONS, load_results
+
+    rise = [-0.5, -0.4, -0.3, -0.2, -0.1, -0.1, -0.1, -0.1, -0.1]  # reaches -0.1 at 4000
+    fast = [-0.5, -0.3, -0.1, -0.08, -0.06, -0.04, -0.04, -0.04, -0.04]  # at 2000
+    stall = [-0.5, -0.3, -0.3, -0.3, -0.3, -0.3, -0.3, -0.3, -0.3]  # settles early, badly
+    fake_sweep(tmp_path, {"none": [rise] * 3, "expert": [fast] * 3, "expert+reuse": [stall] * 3})
+    runs, curves, _ = load_results(tmp_path)
+    assert (tmp_path / "reference.json").is_file()  # the expert level, cached
+    assert runs["expert_level"].iloc[0] == pytest.approx(BLACKJACK_OPTIMUM, abs=5e-5)
+    assert set(runs["tutor"]) == {"none", "expert"}
+    meta = {"name": "tiny", "metric_definitions": METRIC_DEFINITIONS}
+    paths = write_report(tmp_path, runs, curves, meta, reps=200)
+    md = paths["report.md"].read_text()
+    assert "Learning speed: steps to the untutored final level" in md
+    assert "Learning speed: steps to the expert level" in md
+    assert "untutored final level -0.100" in md and "expert level -0.047" in md
+    csv = pd.read_csv(paths["numbers.csv"])
+    acc = csv[csv["table"] == "acceleration"]
+
+    def value(arm, quantity):
+        found = acc[(acc["arm"] == arm) & (acc["quantity"] == quantity)]
+        return found["value"].iloc[0] if quantity != "bound" else found["text"].iloc[0]
+
+    assert value("expert", "speedup_untutored_100") == pytest.approx(2.0)
+    # The early stall is not faster: it never reaches the untutored level (≤ 4000 / 8000).
+    assert value("expert+reuse", "speedup_untutored_100") == pytest.approx(0.5)
+    bound = acc[(acc["arm"] == "expert+reuse") & (acc["quantity"] == "speedup_untutored_100_bound")]
+    assert bound["text"].tolist() == ["≤"]
+    assert value("expert", "agreement") == 1.0  # the tutor's agreement beside its numbers
+    assert value("expert", "speedup_expert_100") == pytest.approx(8000 / 5000)  # ≥: none never
+    for quantity in ("steps_to_untutored_50", "steps_to_expert_100", "normalised_auc"):
+        assert quantity in set(csv.loc[csv["table"] == "runs", "quantity"])
+    for name in ("answers.png", "curves/blackjack-ppo.png"):
+        assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_curve_bands_stay_within_the_observed_returns_and_panels_hold_five_arms():
+    from matplotlib.collections import PolyCollection
+
+    from tutorl.experiments.report import curves_figure
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 11_000, 1000)
+    curves = {}
+    arms = ["none", *[f"expert+im{k}" for k in range(6)]]  # 7 arms: two rows of panels
+    for i, arm in enumerate(arms):
+        # Blackjack-like: returns in [-1, 1], three noisy seeds.
+        curves[("blackjack", "dqn", arm)] = [
+            pd.DataFrame(
+                {"step": steps, "mean_return": np.clip(rng.normal(-0.3 + 0.02 * i, 0.4, 11), -1, 1)}
+            )
+            for _ in range(3)
+        ]
+    levels = {"initial_return": -0.6, "untutored_level": -0.1, "expert_level": -0.0466}
+    fig, records = curves_figure(curves, "blackjack", "dqn", -0.06, levels)
+    rows = {r["row"] for r in records}
+    assert rows == {0, 1}
+    for row in rows:
+        in_row = [r["arm"] for r in records if r["row"] == row]
+        assert len(in_row) <= 5 and in_row[0] == "none"  # the untutored arm in every panel
+    assert {r["arm"] for r in records} == set(arms)
+    for record in records:
+        lo, hi = record["clip"]
+        observed = np.concatenate(
+            [f["mean_return"].to_numpy() for (_, _, a), fs in curves.items() for f in fs]
+        )
+        assert observed.min() <= lo and hi <= observed.max()
+        assert np.all(record["low"] >= lo) and np.all(record["high"] <= hi)
+        assert np.all(record["low"] <= record["mean"] + 1e-12)
+        assert np.all(record["mean"] <= record["high"] + 1e-12)
+        # The zoom starts at the untutored 50% level, -0.6 + 0.5 * 0.5, less a 5% margin.
+        bottom, top = record["zoom"]
+        assert bottom == pytest.approx(-0.35 - 0.05 * (top - bottom) / 1.1)
+    # The drawn bands (the figure's filled polygons) are inside [-1, 1] and the clip range.
+    lowest = min(r["clip"][0] for r in records)
+    highest = max(r["clip"][1] for r in records)
+    for ax in fig.axes:
+        for poly in (c for c in ax.collections if isinstance(c, PolyCollection)):
+            for path in poly.get_paths():
+                ys = path.vertices[:, 1]
+                assert ys.min() >= lowest - 1e-9 and ys.max() <= highest + 1e-9
+    # The expert level is a dashed reference line, the untutored final level a dotted one.
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert lines["expert level -0.047"].get_linestyle() == "--"
+    assert lines["untutored final level -0.100"].get_linestyle() == ":"

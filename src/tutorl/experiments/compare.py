@@ -111,11 +111,11 @@ def with_threshold(
 
 
 def _number(value: Any) -> float | None:
-    """JSON-ready: NaN and None become None."""
+    """JSON-ready: NaN, infinity (an unbounded interval end) and None become None."""
     if value is None:
         return None
     value = float(value)
-    return None if math.isnan(value) else value
+    return value if math.isfinite(value) else None
 
 
 def _bootstrap(values: list[float], reps: int) -> tuple[float, float | None, float | None]:
@@ -124,7 +124,7 @@ def _bootstrap(values: list[float], reps: int) -> tuple[float, float | None, flo
     from tutorl.experiments.stats import interval
 
     point, low, high = interval(values, "mean", reps=reps)
-    return (math.nan if point is None else point), low, high
+    return (math.nan if point is None else point), _number(low), _number(high)
 
 
 def _half_width(point: float, low: float | None, high: float | None) -> float | None:
