@@ -205,3 +205,10 @@ def test_blackjack_expert_level_is_the_optimum_and_cached(tmp_path):
     data["expert"][key]["expert_return"] = -0.5
     cache.write_text(json.dumps(data))
     assert next(iter(m.expert_levels(tmp_path, [setting]).values()))["expert_return"] == -0.5
+
+
+def test_a_curve_flat_at_its_plateau_reaches_it_despite_rounding():
+    # (-0.1 - 0.1 - 0.1) / 3 is -0.10000000000000002 in floating point.
+    curve = frame([-0.5, -0.3, -0.1, -0.1, -0.1, -0.1])
+    level = m.plateau_of(curve, 3)
+    assert m.first_crossing(curve, level, smoothing=3) == 3000

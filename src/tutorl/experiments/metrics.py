@@ -210,7 +210,8 @@ def first_crossing(curve: pd.DataFrame, level: float, smoothing: int = 3) -> flo
     if not math.isfinite(level) or len(curve) == 0:
         return math.nan
     smoothed = smooth(curve["mean_return"].to_numpy(dtype=float), smoothing)
-    hit = np.nonzero(smoothed >= level)[0]
+    # A curve flat at the level must count as there: averaging can leave it 1e-17 below.
+    hit = np.nonzero(smoothed >= level - 1e-9 * max(1.0, abs(level)))[0]
     return float(curve["step"].to_numpy(dtype=float)[hit[0]]) if len(hit) else math.nan
 
 
