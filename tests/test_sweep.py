@@ -58,6 +58,7 @@ def test_expansion_counts_orders_and_overrides(tmp_path):
     assert snake_expert and all(c.advice_budget == 7 for c in snake_expert)
     others = [c for c in configs if not (c.env == "snake" and c.tutor == "expert")]
     assert all(c.advice_budget is None for c in others)
+
     assert {c.arm() for c in configs} == {
         "none", "expert", "expert+reuse", "noisy0.6", "noisy0.6+reuse"
     }  # fmt: skip
@@ -213,3 +214,36 @@ def test_llm_service_answers_like_the_model_in_process():
         np.testing.assert_allclose(remote.score(requests), local.score(requests), atol=1e-6)
     with pytest.raises(Exception, match="unreachable"):
         RemoteLLM.from_handle(service.handle())  # stopped: a clear error, not a hang
+
+
+def test_a_tutor_entry_can_run_fewer_seeds_and_advice_fields_name_arms(tmp_path):
+    spec = load_sweep(
+        write(
+            tmp_path,
+            """
+seeds: 5
+envs: {blackjack: {steps: 600}}
+algos: [ppo]
+reuse: [false]
+tutors:
+  - {tutor: expert}
+  - {tutor: expert, imitation_coef: 1.0}
+  - {tutor: random, advice_mode: label, imitation_coef: 1.0, imitation_guard: true, seeds: 3}
+""",
+        )
+    )
+    seeds: dict[str, list[int]] = {}
+    for config in expand(spec):
+        seeds.setdefault(config.arm(), []).append(config.seed)
+    assert seeds == {
+        "none": [0, 1, 2, 3, 4],
+        "expert": [0, 1, 2, 3, 4],
+        "expert+im1": [0, 1, 2, 3, 4],
+        "random+label+im1+guard": [0, 1, 2],
+    }
+    for bad in ("0", "true", "2.5"):
+        text = (
+            f"envs: {{blackjack: {{}}}}\nalgos: [ppo]\ntutors: [{{tutor: expert, seeds: {bad}}}]\n"
+        )
+        with pytest.raises(SweepError, match="seeds must be a count"):
+            load_sweep(write(tmp_path, text))

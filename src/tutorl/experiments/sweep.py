@@ -9,7 +9,7 @@
     algos: [dqn, ppo]
     tutors:                       # each entry: RunConfig fields of one tutor
       - {tutor: expert}
-      - {tutor: llm, llm: smollm2-135m}
+      - {tutor: llm, llm: smollm2-135m, seeds: 1}   # optional: only the first N seeds
     reuse: [false, true]
     baseline: true                # also run the untutored student
     defaults: {eval_episodes: 50} # RunConfig fields for every run
@@ -148,7 +148,10 @@ class SweepSpec(BaseModel):
                 raise ValueError(f"tutors[{i}] needs a 'tutor' kind")
             if tutor["tutor"] == "none":
                 raise ValueError("tutor 'none' is the baseline: use 'baseline: true'")
-            bad = set(tutor) - (_RUN_FIELDS - _AXES)
+            n = tutor.get("seeds", 1)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"tutors[{i}].seeds must be a count >= 1, got {n!r}")
+            bad = set(tutor) - (_RUN_FIELDS - _AXES) - {"seeds"}
             if bad:
                 raise ValueError(f"tutors[{i}]: unknown field(s) {', '.join(sorted(bad))}")
         return value
@@ -208,16 +211,24 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def expand(spec: SweepSpec) -> list[RunConfig]:
     """Every run of the sweep, grouped so that each (env, algo) block completes before the next:
     env, then algorithm, then seed, then arm (baseline first)."""
-    arms: list[dict[str, Any]] = [{"tutor": "none", "reuse": False}] if spec.baseline else []
-    for tutor in spec.tutors:
+    # Each arm with the number of the sweep's seeds it runs (a tutor entry's ``seeds``: the first
+    # N; e.g. 5 seeds for the expert and the baseline, 3 for costlier or secondary tutors).
+    everything = len(spec.seed_list)
+    arms: list[tuple[dict[str, Any], int]] = (
+        [({"tutor": "none", "reuse": False}, everything)] if spec.baseline else []
+    )
+    for entry in spec.tutors:
+        tutor = {k: v for k, v in entry.items() if k != "seeds"}
         for reuse in spec.reuse:
-            arms.append({**tutor, "reuse": reuse})
+            arms.append(({**tutor, "reuse": reuse}, entry.get("seeds", everything)))
     configs: list[RunConfig] = []
     folders: dict[str, RunConfig] = {}
     for env, settings in spec.envs.items():
         for algo in spec.algos:
-            for seed in spec.seed_list:
-                for arm in arms:
+            for index, seed in enumerate(spec.seed_list):
+                for arm, n_seeds in arms:
+                    if index >= n_seeds:
+                        continue
                     fields = {
                         **spec.defaults,
                         **settings.run_fields(),
