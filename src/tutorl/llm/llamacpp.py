@@ -56,6 +56,51 @@ from tutorl.llm.base import (
 )
 
 
+def amx_unusable() -> bool:
+    """True when the CPU advertises Intel AMX but the kernel does not grant its tile state.
+
+    llama-cpp-python compiles with ``-march=native``, so on an AMX CPU it builds llama.cpp's AMX
+    kernels; inside some sandboxed VMs the kernel (``arch_prctl(ARCH_GET_XCOMP_SUPP)``) does not
+    offer the tile-data state, and the first AMX instruction kills the process with SIGILL
+    (measured on this project's machines: ``tileloadd`` in ``ggml_backend_amx_mul_mat``).
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return False
+    try:
+        if "amx_tile" not in Path("/proc/cpuinfo").read_text():
+            return False
+        libc = ctypes.CDLL(None, use_errno=True)
+        supported = ctypes.c_ulong(0)
+        arch_prctl, get_xcomp_supp, xtiledata = 158, 0x1022, 18
+        if libc.syscall(arch_prctl, get_xcomp_supp, ctypes.byref(supported)) != 0:
+            return True
+        return not supported.value & (1 << xtiledata)
+    except (OSError, AttributeError):
+        return False
+
+
+def _without_extra_buffers(llama_cpp: Any) -> None:
+    """Load models without llama.cpp's extra buffer types (weight repacking, where the AMX
+    kernels live), so that its plain AVX code runs instead. Applied once per process, only when
+    :func:`amx_unusable`; it covers every ``Llama`` of the process, ``llama_cpp.server``'s too
+    (see :mod:`tutorl.llm.serve`)."""
+    low = llama_cpp.llama_cpp
+    if getattr(low.llama_model_default_params, "_tutorl_no_extra_bufts", False):
+        return
+    original = low.llama_model_default_params
+
+    def params() -> Any:
+        value = original()
+        value.use_extra_bufts = False
+        return value
+
+    params._tutorl_no_extra_bufts = True  # type: ignore[attr-defined]
+    low.llama_model_default_params = params
+
+
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
@@ -64,6 +109,8 @@ def _import_llama_cpp() -> Any:
             "the embedded LLM backend needs llama-cpp-python: "
             'pip install "llama-cpp-python[server]==0.3.36" (compiles from source, ~10 min)'
         ) from exc
+    if amx_unusable():
+        _without_extra_buffers(llama_cpp)
     return llama_cpp
 
 
