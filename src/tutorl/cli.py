@@ -311,10 +311,12 @@ def compare(
     from tutorl.envs import get_game
     from tutorl.experiments.compare import (
         arm_configs,
-        format_acceleration,
+        format_speedup,
+        interval_text,
         markdown_table,
         plot_curves,
         run_comparison,
+        steps_to_level,
         summarise,
         with_threshold,
     )
@@ -361,7 +363,7 @@ def compare(
         threshold = game.success_threshold
     else:
         results = with_threshold(results, out, threshold)
-    rows = summarise(results)
+    rows = summarise(results, out)
     plot = plot_curves(results, out, out / "curves.png", threshold, f"{env} · {algo} · {tutor}")
     record = {"config": base.model_dump(), "threshold": threshold, "arms": rows}
     atomic_write_json(out / "comparison.json", record)
@@ -372,37 +374,38 @@ def compare(
     table = Table(title=f"{env} · {algo} · tutor={tutor} · {seeds} seeds · {base.steps} steps")
     for column in (
         "arm",
+        "steps to untut. level",
+        "speed-up",
+        "final return [95%]",
+        "norm. AUC",
         "steps to thr.",
-        "accel.",
-        "final return",
-        "best",
-        "AUC",
         "asks",
-        "reuse hits",
         "agreement",
         "wall s",
     ):
         table.add_column(column, justify="left" if column == "arm" else "right")
+
     for row in rows:
-        reached = f"{row['reached']}/{row['seeds']}"
+        level = steps_to_level(row)
         prefix = "≥" if row["censored"] else ""
         table.add_row(
             row["arm"],
-            f"{prefix}{row['steps_to_threshold']:,.0f} ({reached})",
-            format_acceleration(row),
-            f"{row['final_return']:.3f} ± {_fmt(row['final_return_ci95'])}",
-            f"{row['best_return']:.3f}",
-            f"{row['auc']:.3f}",
+            level,
+            format_speedup(row),
+            f"{row['final_return']:.3f}{interval_text(row, 'final_return')}",
+            _fmt(row.get("normalised_auc")),
+            f"{prefix}{row['steps_to_threshold']:,.0f} ({row['reached']}/{row['seeds']})",
             f"{row['tutor_asks']:,.0f}",
-            f"{row['reuse_hits']:,.0f}",
             _fmt(row["agreement"]),
             f"{row['wall_time']:.0f}",
         )
     console.print(table)
     console.print(
-        f"success threshold {threshold:g}; ± is a 95% t-interval over seeds; "
-        f"≥ marks arms with runs that never reached the threshold (counted at full length), "
-        f"so their acceleration is a bound (≥/≤) or unknown (—)."
+        "speed-up = untutored / tutored mean steps until the smoothed return first reaches the "
+        'untutored arm\'s final level ("converges sooner"; docs/metrics.md), with a 95% '
+        "bootstrap interval; ≥/≤ mark bounds where some runs never got there (counted at full "
+        f"length), — unknown. Success threshold {threshold:g}; agreement = the tutor's share "
+        "of answers equal to the expert's."
     )
     console.print(f"plot: {plot}\nruns: {out}")
 

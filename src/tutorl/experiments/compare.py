@@ -23,7 +23,13 @@ from tutorl.rl.train import RunConfig
 
 def arm_configs(base: RunConfig, seeds: int) -> list[RunConfig]:
     """The three arms of a comparison for ``seeds`` seeds (0..K-1 offset by ``base.seed``)."""
-    arms = [{"tutor": "none", "reuse": False}]
+    # The untutored arm takes none of the advice settings (a tutorless run refuses them).
+    untutored = {
+        name: RunConfig.model_fields[name].default
+        for name in RunConfig.model_fields
+        if name.startswith(("advice_mode", "imitation_"))
+    }
+    arms = [{"tutor": "none", "reuse": False, **untutored}]
     if base.tutor != "none":
         arms += [{"tutor": base.tutor, "reuse": False}, {"tutor": base.tutor, "reuse": True}]
     configs = []
@@ -343,7 +349,7 @@ def format_speedup(row: dict[str, Any], name: str = "speedup_untutored_100") -> 
     return text
 
 
-def _steps_to_level(row: dict[str, Any], column: str = "steps_to_untutored_100") -> str:
+def steps_to_level(row: dict[str, Any], column: str = "steps_to_untutored_100") -> str:
     name = column.removeprefix("steps_to_")
     if row.get(column) is None:
         return "—"
@@ -351,7 +357,7 @@ def _steps_to_level(row: dict[str, Any], column: str = "steps_to_untutored_100")
     return f"{prefix}{row[column]:,.0f} ({row[f'reached_{name}']}/{row['seeds']})"
 
 
-def _interval(row: dict[str, Any], name: str) -> str:
+def interval_text(row: dict[str, Any], name: str) -> str:
     low, high = row.get(f"{name}_low"), row.get(f"{name}_high")
     return "" if low is None or high is None else f" [{low:.3f}, {high:.3f}]"
 
@@ -373,10 +379,10 @@ def markdown_table(rows: list[dict[str, Any]], threshold: float) -> str:
             agreement += f" / {row['reuse_agreement']:.2f}"
         normalised = row.get("normalised_auc")
         lines.append(
-            f"| {row['arm']} | {row['seeds']} | {_steps_to_level(row)} "
+            f"| {row['arm']} | {row['seeds']} | {steps_to_level(row)} "
             f"| {format_speedup(row)} | {format_speedup(row, 'speedup_expert_100')} "
             f"| {prefix}{row['steps_to_threshold']:,.0f} ({row['reached']}/{row['seeds']}) "
-            f"| {accel} | {row['final_return']:.3f}{_interval(row, 'final_return')} "
+            f"| {accel} | {row['final_return']:.3f}{interval_text(row, 'final_return')} "
             f"| {row['best_return']:.3f} | {row['auc']:.3f} "
             f"| {'—' if normalised is None else f'{normalised:.3f}'} | {row['tutor_asks']:,.0f} "
             f"| {row['reuse_hits']:,.0f} | {agreement} |"
