@@ -98,7 +98,11 @@ def _config(**kwargs: Any):
 EnvOpt = Annotated[str, typer.Option("--env", help="Game (tutorl envs lists them).")]
 AlgoOpt = Annotated[str, typer.Option("--algo", help="Student algorithm: dqn, ppo or a2c.")]
 TutorOpt = Annotated[
-    str, typer.Option("--tutor", help="Tutor: none, expert, noisy-expert, random or llm.")
+    str,
+    typer.Option(
+        "--tutor",
+        help="Tutor: none, expert, noisy-expert, rule (the game's rule of thumb), random or llm.",
+    ),
 ]
 AccuracyOpt = Annotated[
     float, typer.Option("--tutor-accuracy", help="noisy-expert: probability of the expert move.")

@@ -87,6 +87,10 @@ class Game:
         rather than by ``state_key`` (continuous observations, where exact repeats are rare):
         the Euclidean distance between observations divided component-wise by ``table_scale``
         (see :class:`tutorl.ultra.table.CriticalTable`). ``None``: exact ``state_key`` matches.
+    :param rule: optional ``rule(view) -> int``: a simple, documented rule of thumb over what
+        the game's describer tells a tutor (Snake: a safe move toward the food; Connect Four:
+        win > block > centre; Blackjack: the best dealer-blind threshold). The baseline an LLM
+        tutor must beat to mean anything (``--tutor rule``).
     :param table_scale: the typical scale of each observation component (one positive number
         per component) that distances are measured in; ``None``: each component's standard
         deviation over the agent's episodes (floored at their median).
@@ -111,6 +115,7 @@ class Game:
     action_bounds: tuple[float, float] = (-1.0, 1.0)
     table_radius: float | None = None
     table_scale: tuple[float, ...] | None = None
+    rule: Callable[[View], int] | None = None
 
     def __post_init__(self) -> None:
         if self.expert is None:

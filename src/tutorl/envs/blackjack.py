@@ -376,6 +376,14 @@ def expert(view: Any) -> int:
     return action
 
 
+def rule(view: Any) -> int:
+    """The rule baseline: the best policy that ignores the dealer's card — hit on hard 14 or
+    less and on soft 17 or less (exact expected return −0.0640; the optimum is −0.0466, so it
+    never reaches the success threshold −0.06). Derived from the observation alone."""
+    total, _, usable = _view_tuple(view)
+    return HIT if total < (18 if usable else 15) else STICK
+
+
 @cache
 def _action_value_table() -> dict[tuple[int, int, int], tuple[float, float]]:
     """Exact ``(stick, hit)`` values of every decision state (default rules), computed once.
@@ -536,6 +544,7 @@ GAME = Game(
     describe=describe,
     legal_actions=legal_actions,
     expert=expert,
+    rule=rule,
     state_key=state_key,
     # Exact expected returns (reference_values()): optimal -0.0466, stick on 17+ like the dealer
     # -0.0793, always stick -0.1864, uniform random -0.3959, and the best policy that ignores the

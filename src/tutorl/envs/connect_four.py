@@ -353,6 +353,18 @@ def threatened_columns(view: View) -> list[int]:
     return sorted(_columns(_winning_cells(pos ^ mask, mask) & _playable(mask)))
 
 
+def rule(view: View) -> int:
+    """The rule baseline "win > block > centre": a column that wins at once, else one that
+    blocks the opponent's immediate win, else the legal column nearest the centre (the left
+    one on a tie). Everything it uses is in :func:`describe`'s text; no search.
+    """
+    for columns in (winning_columns(view), threatened_columns(view)):
+        if columns:
+            return columns[0]
+    centre = (COLS - 1) / 2
+    return min(legal_actions(view), key=lambda c: (abs(c - centre), c))
+
+
 def _fmt_columns(cols: list[int]) -> str:
     return ", ".join(str(c) for c in cols) if cols else "none"
 
@@ -626,6 +638,7 @@ GAME = Game(
     describe=describe,
     legal_actions=legal_actions,
     expert=expert,
+    rule=rule,
     state_key=state_key,
     success_threshold=0.0,
     view_from_env=False,

@@ -126,6 +126,8 @@ class RunConfig(BaseModel):
             )
         if not game.has_expert and self.tutor in ("expert", "noisy-expert"):
             raise ValueError(f"{self.env} has no expert policy: --tutor {self.tutor} needs one")
+        if self.tutor == "rule" and game.rule is None:
+            raise ValueError(f"{self.env} has no rule baseline: --tutor rule is not available")
         if self.advice_mode == "explore" and self.algo != "dqn":
             raise ValueError(
                 "--advice-mode explore replaces ε-random actions and only DQN has them: "

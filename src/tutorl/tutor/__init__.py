@@ -9,6 +9,7 @@ from tutorl.tutor.tutors import (
     ExpertTutor,
     NoisyExpertTutor,
     RandomTutor,
+    RuleTutor,
     make_tutor,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "ExpertTutor",
     "NoisyExpertTutor",
     "RandomTutor",
+    "RuleTutor",
     "Tutor",
     "make_tutor",
 ]

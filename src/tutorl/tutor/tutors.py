@@ -71,6 +71,20 @@ class NoisyExpertTutor:
         return advice
 
 
+class RuleTutor:
+    """Advises the game's rule of thumb (:attr:`tutorl.envs.base.Game.rule`): the baseline an
+    LLM tutor is measured beside — an LLM that only matches it has learned nothing beyond it."""
+
+    def __init__(self, game: Game) -> None:
+        if game.rule is None:
+            raise ValueError(f"{game.name} has no rule baseline: --tutor rule is not available")
+        self.game = game
+        self.name = "rule"
+
+    def advise(self, views: list[View]) -> list[Advice]:
+        return [Advice(int(self.game.rule(view)), "tutor") for view in views]
+
+
 class RandomTutor:
     """Advises a uniformly random legal action: the floor any useful tutor must beat."""
 
@@ -101,7 +115,7 @@ class ConstantTutor:
         return [Advice(self.action, "tutor") for _ in views]
 
 
-TUTOR_KINDS = ("none", "expert", "noisy-expert", "random", "llm")
+TUTOR_KINDS = ("none", "expert", "noisy-expert", "rule", "random", "llm")
 
 
 def make_tutor(
@@ -127,6 +141,8 @@ def make_tutor(
         return NoisyExpertTutor(game, accuracy, seed=seed)
     if kind == "random":
         return RandomTutor(game, seed=seed)
+    if kind == "rule":
+        return RuleTutor(game)
     raise ValueError(f"unknown tutor {kind!r}; choose one of: {', '.join(TUTOR_KINDS)}")
 
 
