@@ -179,3 +179,38 @@ def test_a_dead_backend_is_paused_and_paused_again_after_one_more_failure():
     assert backend.calls == 4  # one try after the pause, then paused again at once
     assert tutor.failures["LLMUnavailableError"] == 4
     assert tutor.failures["circuit_open"] == 2
+
+
+def test_primed_reply_puts_the_probability_on_the_labels(smollm):
+    """The reply prefix reaches the model: on the same states, SmolLM2 gives the legal labels
+    far more of its probability when its reply starts "Best action:" than when that line ends
+    the question (measured: median 3e-4 -> 0.12 on Blackjack)."""
+    from tutorl.tutor.prompts import DEFAULT_TEMPLATE, PromptTemplate
+    from tutorl.tutor.quality import sample_states
+
+    game = get_game("blackjack")
+    views = [view for _, view in sample_states(game, 4, seed=3)]
+    unprimed = DEFAULT_TEMPLATE.replace("{response}{answer_start}", "Best action:")
+    masses = {}
+    for name, template in (
+        ("unprimed", PromptTemplate(game, "score", unprimed)),
+        ("primed", PromptTemplate(game)),
+    ):
+        advice = LLMTutor(game, smollm, template=template).advise(views)
+        masses[name] = sorted(a.extra["label_mass"] for a in advice)
+    assert min(masses["primed"]) > 10 * max(masses["unprimed"])
+
+
+def test_reply_prefix_per_game_and_mode():
+    from tutorl.tutor.prompts import PromptTemplate, answer_start
+
+    assert answer_start(get_game("connect_four")) == "Best action: column"
+    assert answer_start(get_game("blackjack")) == "Best action:"
+    game = get_game("blackjack")
+    view = np.array([15, 10, 0])
+    scored = PromptTemplate(game, "score").build(view)
+    assert scored.response == "Best action:" and "Best action" not in scored.text
+    generated = PromptTemplate(game, "generate").build(view)
+    assert generated.response == "" and generated.text.endswith("Best action:")
+    with pytest.raises(ValueError, match="starts the reply"):
+        PromptTemplate(game, "score", "{response}Answer: {state}")

@@ -94,6 +94,15 @@ def _config(**kwargs: Any):
         raise UserError(_validation_message(error)) from None
 
 
+# Below this total probability on the legal labels, a scored answer is the argmax of a tail the
+# model never meant to say (SmolLM2 unprimed: ~3e-4 on Blackjack).
+LOW_LABEL_MASS = 0.1
+LOW_MASS_WARNING = (
+    " — below 0.1: the answer is tail noise (the model would rather say something else; "
+    "prime the reply with {response} in the template)"
+)
+
+
 # Shared options ---------------------------------------------------------------------------------
 EnvOpt = Annotated[str, typer.Option("--env", help="Game (tutorl envs lists them).")]
 AlgoOpt = Annotated[str, typer.Option("--algo", help="Student algorithm: dqn, ppo or a2c.")]
@@ -773,8 +782,15 @@ def ask(
     labels = PromptTemplate(game).labels
     prompt = None
     if tutor == "llm":
+        # The prompt exactly as the model sees it: chat template applied, reply prefix included.
         built = advisor.template.build(view)
-        prompt = built.prefix + built.text
+        backend = getattr(advisor.llm, "llm", advisor.llm)
+        prompt_format = getattr(backend, "prompt_format", None)
+        if prompt_format is not None:
+            prompt = prompt_format.render(built.prefix, built.text, built.response)
+        else:
+            prompt = built.prefix + built.text + built.response
+    label_mass = advice.extra.get("label_mass")
     result = {
         "env": env,
         "tutor": advisor.name,
@@ -790,6 +806,7 @@ def ask(
         "expert_choice": game.action_names[expert],
         "agrees_with_expert": advice.action == expert,
         "latency_s": round(latency, 4),
+        "label_mass": label_mass,
         "prompt": prompt,
         "error": advice.extra.get("error"),
     }
@@ -811,6 +828,13 @@ def ask(
         f"expert: [bold]{result['expert_choice']}[/bold]   {mark}   "
         f"latency {latency:.3f} s   labels: {', '.join(labels)}"
     )
+    if label_mass is not None:
+        console.print(
+            f"the legal labels' total probability under the model: {label_mass:.3g}"
+            + (LOW_MASS_WARNING if label_mass < LOW_LABEL_MASS else ""),
+            highlight=False,
+            markup=False,
+        )
     if result["error"]:
         console.print(f"[red]tutor failed:[/red] {result['error']}", highlight=False)
         raise typer.Exit(1)
@@ -892,10 +916,13 @@ def tutor_eval(
         advisor = make_tutor(
             tutor, game, tutor_accuracy, seed=seed, llm_options=config.llm_options()
         )
-        quality = evaluate_tutor(game, advisor, states, seed)
+        # The rule baseline beside every LLM: an LLM that only matches it has learned nothing.
+        rule = make_tutor("rule", game) if tutor == "llm" and game.rule is not None else None
+        quality = evaluate_tutor(game, advisor, states, seed, rule=rule)
         llm = getattr(advisor, "llm", None)
         if llm is not None:
             quality.extra = {
+                **quality.extra,
                 "model": llm.identity,
                 "mode": advisor.mode,
                 "cache_hits": getattr(llm, "hits", None),
@@ -916,6 +943,8 @@ def tutor_eval(
         "p50 s",
         "p90 s",
         "cache hits",
+        "label mass",
+        "rule (same answer)",
     ):
         table.add_column(column)
     for r in results:
@@ -929,12 +958,32 @@ def tutor_eval(
             f"{r['latency_p50']:.4f}",
             f"{r['latency_p90']:.4f}",
             str(r["extra"].get("cache_hits", "—")),
+            (
+                f"{r['extra']['label_mass_median']:.3g}"
+                if "label_mass_median" in r["extra"]
+                else "—"
+            ),
+            (
+                f"{r['extra']['rule_agreement']:.3f} ({r['extra']['same_as_rule']:.2f})"
+                if "rule_agreement" in r["extra"]
+                else "—"
+            ),
         )
     console.print(table)
     console.print(
         "base rate: agreement of always answering the expert's most frequent action on the "
-        "same states."
+        "same states. label mass: median total probability of the legal labels under the "
+        "model. rule: the game's rule baseline's agreement on the same states, and the share "
+        "of states where the tutor answered as the rule did."
     )
+    for r in results:
+        mass = r["extra"].get("label_mass_median")
+        if mass is not None and mass < LOW_LABEL_MASS:
+            err_console.print(
+                f"warning: {r['env']}: median label mass {mass:.3g}{LOW_MASS_WARNING}",
+                highlight=False,
+                markup=False,
+            )
 
 
 @app.command()

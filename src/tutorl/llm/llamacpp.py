@@ -57,28 +57,22 @@ from tutorl.llm.base import (
 
 
 def amx_unusable() -> bool:
-    """True when the CPU advertises Intel AMX but the kernel does not grant its tile state.
+    """True when the CPU advertises Intel AMX: llama.cpp's AMX kernels are then not trusted.
 
     llama-cpp-python compiles with ``-march=native``, so on an AMX CPU it builds llama.cpp's AMX
-    kernels; inside some sandboxed VMs the kernel (``arch_prctl(ARCH_GET_XCOMP_SUPP)``) does not
-    offer the tile-data state, and the first AMX instruction kills the process with SIGILL
-    (measured on this project's machines: ``tileloadd`` in ``ggml_backend_amx_mul_mat``).
+    kernels. On this project's (virtual) machines the first AMX instruction killed the process
+    with SIGILL (``tileloadd`` in ``ggml_backend_amx_mul_mat``), both before and after the
+    kernel reported the tile-data state as granted (``arch_prctl``: PyTorch requests it, and
+    the answer changes), so no kernel query tells whether AMX really works. The tutor models are
+    small; the plain AVX kernels serve them well.
     """
-    import ctypes
     import platform
 
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         return False
     try:
-        if "amx_tile" not in Path("/proc/cpuinfo").read_text():
-            return False
-        libc = ctypes.CDLL(None, use_errno=True)
-        supported = ctypes.c_ulong(0)
-        arch_prctl, get_xcomp_supp, xtiledata = 158, 0x1022, 18
-        if libc.syscall(arch_prctl, get_xcomp_supp, ctypes.byref(supported)) != 0:
-            return True
-        return not supported.value & (1 << xtiledata)
-    except (OSError, AttributeError):
+        return "amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
         return False
 
 

@@ -82,11 +82,11 @@ class LLMTutor:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.name = f"llm:{getattr(llm, 'identity', 'model')}:{mode}"
-        # A raw completion prompt ("... Best action:") continues with " hit", a chat template's
-        # assistant turn starts with "hit": score the labels the way the model would write them.
+        # A raw completion prompt or a primed reply ("... Best action:") continues with " hit",
+        # an unprimed chat assistant turn starts with "hit": score the labels the way the model
+        # would write them.
         backend = getattr(llm, "llm", llm)
-        raw = getattr(getattr(backend, "prompt_format", None), "name", "") == "raw"
-        self._label_prefix = " " if raw else ""
+        self._raw = getattr(getattr(backend, "prompt_format", None), "name", "") == "raw"
         self.failures: Counter = Counter()
         self.max_failures = max_failures
         self.cooldown = cooldown
@@ -127,8 +127,9 @@ class LLMTutor:
             prompt = self.template.build(view)
             legal = self.game.legal_actions(view)
             legal_sets.append(legal)
-            choices = [self._label_prefix + self.template.labels[a] for a in legal]
-            requests.append(ScoreRequest(prompt.prefix, prompt.text, choices))
+            space = " " if self._raw or prompt.response else ""
+            choices = [space + self.template.labels[a] for a in legal]
+            requests.append(ScoreRequest(prompt.prefix, prompt.text, choices, prompt.response))
         scores = self.llm.score(requests)
         cached = getattr(self.llm, "last_cached", None) or [False] * len(requests)
         advice = []
@@ -141,7 +142,12 @@ class LLMTutor:
             for action, weight in zip(legal, weights, strict=True):
                 probs[action] = weight / total
             best = legal[max(range(len(legal)), key=lambda k: logprobs[k])]
-            advice.append(Advice(best, "cache" if hit else "llm", probs=probs))
+            # The legal labels' total probability under the model: near 0, the answer is the
+            # argmax of a tail the model never meant to say (tutor-eval warns).
+            mass = math.exp(top) * total
+            advice.append(
+                Advice(best, "cache" if hit else "llm", probs=probs, extra={"label_mass": mass})
+            )
         return advice
 
     def _generate(self, views: list[View]) -> list[Advice]:

@@ -1,9 +1,21 @@
 """Zero-shot prompts: one template per game, overridable by a user's template file.
 
 A template is plain text with the placeholders ``{game}``, ``{rules}``, ``{format}``,
-``{state}`` and ``{actions}``. Everything before ``{state}`` is the *fixed prefix*: it is the same
-for every state of a game, comes first, and is therefore evaluated once and kept in the model's
-KV cache. State-dependent placeholders (``{state}``, ``{actions}``) must come after it.
+``{state}``, ``{actions}`` and optionally ``{response}`` and ``{answer_start}``. Everything
+before ``{state}`` is the *fixed prefix*: it is the same for every state of a game, comes first,
+and is therefore evaluated once and kept in the model's KV cache. State-dependent placeholders
+(``{state}``, ``{actions}``) must come after it.
+
+**Primed scoring.** In score mode, whatever follows ``{response}`` is the start of the model's
+*reply* (``ScoreRequest.response_prefix``), not part of the question: a chat model's assistant
+turn then begins "Best action:" and the next token is an action label. Without it a chat
+model's first reply token is "You", "The", "Your", ... and the legal labels together get
+~3e-4 of the probability (SmolLM2 on Blackjack): the argmax over labels is tail noise. With the
+default template the legal labels get ~0.9 of Qwen2.5-Coder-0.5B's mass and 0.25–0.36 of
+SmolLM2's. ``{answer_start}`` is "Best action:" followed by the action names' shared first word
+where they have one (Connect Four: "Best action: column", so that the next token is the
+number). For raw (non-chat) models the reply prefix simply ends the prompt, as before; in
+generate mode it stays in the question (a chat endpoint cannot pre-fill the reply).
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ You will be shown one position. Reply with the single best action for the player
 Position:
 {state}
 Legal actions: {actions}
-Best action:"""
+{response}{answer_start}"""
 
 FORMATS = {
     "score": "Answer with the name of the action only.",
@@ -44,12 +56,23 @@ def action_labels(game: Game) -> list[str]:
     return labels if len(set(labels)) == len(labels) else [str(i) for i in range(len(labels))]
 
 
+def answer_start(game: Game) -> str:
+    """How the tutor's reply starts: "Best action:", plus the action names' shared first word
+    when the labels are their last words (Connect Four: "Best action: column")."""
+    words = [name.split() for name in game.action_names]
+    shared = {w[0] for w in words}
+    if all(len(w) > 1 for w in words) and len(shared) == 1:
+        return f"Best action: {shared.pop()}"
+    return "Best action:"
+
+
 @dataclass(frozen=True)
 class Prompt:
     """A prompt split into its fixed prefix and its state-specific rest."""
 
     prefix: str
     text: str
+    response: str = ""
 
 
 class PromptTemplate:
@@ -70,6 +93,8 @@ class PromptTemplate:
         head, _ = template.split("{state}", 1)
         if "{actions}" in head:
             raise ValueError("{actions} depends on the state: put it after {state}")
+        if "{response}" in head:
+            raise ValueError("{response} starts the reply: put it after {state}")
         self.game = game
         self.mode = mode
         self.template = template
@@ -78,6 +103,7 @@ class PromptTemplate:
             "game": game.name.replace("_", " ").title(),
             "rules": game.rules.strip(),
             "format": FORMATS[mode].replace("{example}", self.labels[0]),
+            "answer_start": answer_start(game),
         }
         self.prefix = _fill(head, fixed)
         self._tail = template[len(head) :]
@@ -100,7 +126,12 @@ class PromptTemplate:
                 "actions": ", ".join(self.labels[a] for a in legal),
             },
         )
-        return Prompt(self.prefix, text)
+        if "{response}" not in text:
+            return Prompt(self.prefix, text)
+        question, response = text.split("{response}", 1)
+        if self.mode != "score":
+            return Prompt(self.prefix, question + response)
+        return Prompt(self.prefix, question, response)
 
 
 def _fill(text: str, values: dict[str, str]) -> str:

@@ -86,16 +86,23 @@ def evaluate_tutor(
     seed: int = 0,
     batch_size: int = 8,
     env_options: dict | None = None,
+    rule: Tutor | None = None,
 ) -> TutorQuality:
     """Agreement of ``tutor`` with the game's expert over ``n_states`` sampled states.
 
     ``base_rate`` is the agreement of a tutor that always answers the expert's most frequent
     action on this sample: a tutor at or below it has shown no understanding of the game.
+    With ``rule`` (the game's rule baseline), ``extra`` also holds the rule's agreement with the
+    expert on the same states and the share of states where the tutor answered as the rule did
+    (an LLM that only matches the rule has learned nothing beyond it). A scoring LLM tutor's
+    median ``label_mass`` (the legal labels' total probability under the model) is in ``extra``
+    too: below ~0.1 its answers are tail noise.
     """
     states = sample_states(game, n_states, seed, env_options=env_options)
     views = [view for _, view in states]
     experts = [int(game.expert(view)) for view in views]
     answers: list[int] = []
+    masses: list[float] = []
     latencies: list[float] = []
     fallbacks = 0
     start = time.perf_counter()
@@ -106,6 +113,8 @@ def evaluate_tutor(
         per_state = (time.perf_counter() - batch_start) / len(batch)
         for item in advice:
             answers.append(item.action)
+            if "label_mass" in item.extra:
+                masses.append(float(item.extra["label_mass"]))
             latencies.append(per_state)
             fallbacks += item.source == "fallback"
     seconds = time.perf_counter() - start
@@ -113,6 +122,17 @@ def evaluate_tutor(
     counts = np.bincount(experts, minlength=game.n_actions)
     shares = np.bincount([a for a in answers if a >= 0], minlength=game.n_actions) / len(answers)
     lat = np.array(latencies)
+    extra: dict[str, Any] = {}
+    if masses:
+        extra["label_mass_median"] = float(np.median(masses))
+    if rule is not None:
+        ruled = [item.action for item in rule.advise(views)]
+        extra["rule_agreement"] = sum(r == e for r, e in zip(ruled, experts, strict=True)) / len(
+            views
+        )
+        extra["same_as_rule"] = sum(a == r for a, r in zip(answers, ruled, strict=True)) / len(
+            views
+        )
     return TutorQuality(
         env=game.name,
         tutor=tutor.name,
@@ -128,4 +148,5 @@ def evaluate_tutor(
         latency_p90=float(np.percentile(lat, 90)),
         latency_p99=float(np.percentile(lat, 99)),
         seconds=seconds,
+        extra=extra,
     )
