@@ -412,9 +412,9 @@ def test_curve_bands_stay_within_the_observed_returns_and_panels_hold_five_arms(
         assert np.all(record["low"] >= lo) and np.all(record["high"] <= hi)
         assert np.all(record["low"] <= record["mean"] + 1e-12)
         assert np.all(record["mean"] <= record["high"] + 1e-12)
-        # The zoom starts at the untutored 50% level, -0.6 + 0.5 * 0.5, less a 5% margin.
+        # The zoom starts at the untutored 90% level, -0.6 + 0.9 * 0.5, less a 5% margin.
         bottom, top = record["zoom"]
-        assert bottom == pytest.approx(-0.35 - 0.05 * (top - bottom) / 1.1)
+        assert bottom == pytest.approx(-0.15 - 0.05 * (top - bottom) / 1.1)
     # The drawn bands (the figure's filled polygons) are inside [-1, 1] and the clip range.
     lowest = min(r["clip"][0] for r in records)
     highest = max(r["clip"][1] for r in records)
