@@ -16,7 +16,7 @@ from test_hooks import RecordActions, received
 from tutorl.envs import get_game
 from tutorl.rl.algorithms import make_model
 from tutorl.rl.hooks import attach_advisor
-from tutorl.rl.imitation import Imitation, ImitationSettings, margin_loss
+from tutorl.rl.imitation import AdviceStore, Imitation, ImitationSettings, margin_loss
 from tutorl.rl.train import RunConfig, configure_threads, train
 from tutorl.tutor import AdviceSchedule, Advisor, ConstantTutor
 
@@ -42,6 +42,19 @@ def test_margin_loss_is_dqfds_and_respects_masks():
     # Row 1's action 2 is illegal: its huge value must not count.
     masks = th.tensor([[True, True, True], [True, True, False]])
     np.testing.assert_allclose(margin_loss(q, actions, masks, 0.8).numpy(), [1.8, 0.0])
+
+
+def test_advice_store_is_a_ring_buffer():
+    store = AdviceStore((2,), n_actions=3, capacity=4)
+    nan = np.full((3, 3), np.nan, dtype=np.float32)
+    store.add(np.arange(6).reshape(3, 2), np.array([0, 1, 2]), np.ones((3, 3), bool), nan)
+    store.add(np.arange(6, 10).reshape(2, 2), np.array([1, 1]), np.ones((2, 3), bool), nan[:2])
+    assert len(store) == 4
+    # The fifth row overwrote the oldest (row 0); the others are in place.
+    np.testing.assert_array_equal(store.obs, [[8, 9], [2, 3], [4, 5], [6, 7]])
+    np.testing.assert_array_equal(store.actions, [1, 1, 2, 1])
+    batch = store.sample(64, np.random.default_rng(0))
+    assert len(batch["actions"]) == 4  # never more than it holds
 
 
 # The term's gradient, through the optimizer's own step (the pre-step hook) -----------------------

@@ -92,15 +92,17 @@ class AdviceStore:
         return self.size
 
     def add(self, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray, probs: np.ndarray):
-        """Append rows (one per advised state)."""
-        for row in range(len(actions)):
-            i = self._next
-            self.obs[i] = obs[row]
-            self.actions[i] = actions[row]
-            self.masks[i] = masks[row]
-            self.probs[i] = probs[row]
-            self._next = (i + 1) % self.capacity
-            self.size = min(self.size + 1, self.capacity)
+        """Append rows (one per advised state), overwriting the oldest when full."""
+        n = len(actions)
+        if n == 0:
+            return
+        index = (self._next + np.arange(n)) % self.capacity
+        self.obs[index] = np.asarray(obs).reshape(n, *self.obs.shape[1:])
+        self.actions[index] = actions
+        self.masks[index] = masks
+        self.probs[index] = probs
+        self._next = int((self._next + n) % self.capacity)
+        self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         index = rng.integers(0, self.size, size=min(batch_size, self.size))
