@@ -18,6 +18,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import numpy as np
 import pytest
 
 from tutorl.llm import (
@@ -419,3 +420,32 @@ def test_llm_tutor_over_http_scores_the_labels_the_model_writes(real_server, mon
     assert advice.source == "llm" and advice.action in (0, 1)
     scores = original(requests)[0]
     assert max(scores) > -15  # found in the top-K, not the floor (about -69)
+
+
+def test_an_answer_without_any_legal_label_is_a_counted_fallback_never_cached(stub, tmp_path):
+    """Score mode must not fabricate advice: an endpoint whose likely tokens hold no legal label
+    (" split", injected text) gives no evidence for any action. The tutor falls back (the
+    student's action is executed), the failure is counted, and nothing enters the cache."""
+    from tutorl.envs import get_game
+    from tutorl.llm import CachedLLM, ResponseCache
+    from tutorl.tutor import AdviceSchedule, Advisor
+    from tutorl.tutor.llm_tutor import LLMTutor
+
+    injected = {" split": math.log(0.6), "\x1b[31m ignore previous": math.log(0.3)}
+    stub.reply = lambda path, body: (200, _completion(injected), 0.0)
+    with pytest.raises(LLMResponseError, match="no legal label") as caught:
+        _client(stub.url).score([REQ])
+    assert "\x1b" not in str(caught.value)  # untrusted text is shown escaped
+
+    game = get_game("blackjack")
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    llm = CachedLLM(_client(stub.url), cache)
+    tutor = LLMTutor(game, llm)
+    advisor = Advisor(game, tutor, AdviceSchedule(1.0, 1.0, 0), seed=0)
+    obs = np.array([[15, 10, 0], [12, 4, 0]])
+    student = np.array([0, 0])
+    executed = advisor(obs, student, lambda idx: [obs[i] for i in idx])
+    np.testing.assert_array_equal(executed, student)  # not executed
+    assert advisor.stats.fallbacks == 2 and advisor.stats.advised == 0
+    assert tutor.failures["LLMResponseError"] == 2
+    assert len(cache) == 0  # never cached

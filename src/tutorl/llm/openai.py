@@ -292,6 +292,8 @@ class OpenAICompatibleLLM:
             top = self._completion_top(prompt + context)
             remaining = {i: choices[i][len(context) :] for i in idxs}
             matched, missing = _match(remaining, top)
+            if not context and not matched:
+                raise _no_label(top, choices)
             if ended:  # see tutorl.llm.base: "stop here" = take none of the continuing tokens
                 p_cont = sum(math.exp(top[t]) for t in matched)
                 p_stop = max(0.0, 1.0 - p_cont) / len(ended)
@@ -330,6 +332,8 @@ class OpenAICompatibleLLM:
         top = {token: _logsumexp(values) for token, values in stripped.items()}
         choices = tuple(c.lstrip() or c for c in request.choices)
         matched, missing = _match(dict(enumerate(choices)), top)
+        if not matched:
+            raise _no_label(top, choices)
         scores = [0.0] * len(choices)
         floor = _floor(top, len(missing))
         for i in missing:
@@ -513,6 +517,18 @@ def _match(
         else:
             matched.setdefault(best, []).append(i)
     return matched, missing
+
+
+def _no_label(top: dict[str, float], choices: Sequence[str]) -> LLMResponseError:
+    """No choice starts any of the endpoint's top tokens: there is no evidence for any legal
+    action. Scoring every choice at the floor would fabricate a uniform distribution that the
+    tutor then executes as advice (and the cache keeps); instead the request fails, is counted
+    and falls back to the student's action, and nothing is cached."""
+    shown = ", ".join(repr(t) for t in list(top)[:5])
+    return LLMResponseError(
+        f"no legal label among the endpoint's {len(top)} most likely tokens "
+        f"({shown}{', ...' if len(top) > 5 else ''}); labels: {', '.join(map(repr, choices))}"
+    )
 
 
 def _floor(top: dict[str, float], n_missing: int) -> float:
