@@ -13,13 +13,15 @@ import pytest
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
 
 
-def tutorl(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def tutorl(
+    *args: str, timeout: float = 600, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tutorl.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=ENV,
+        env={**ENV, **(extra_env or {})},
     )
 
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tutorl.llm.base import LLMError
 
@@ -266,6 +267,7 @@ def train(
     from tutorl.rl.train import train as train_run
 
     out = out or Path("runs") / f"{env}-{algo}-{config.arm()}-seed{seed}"
+    _refuse_foreign_run(out, config)
     summary, _ = train_run(config, out, progress_bar=progress and not as_json)
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
@@ -280,6 +282,31 @@ def train(
             table.add_row(key, _fmt(summary["advice"][key]))
     console.print(table)
     console.print(f"run folder: {out}")
+
+
+def _refuse_foreign_run(out: Path, config: Any) -> None:
+    """``train`` never replaces a run of another configuration (compare and sweep refuse too);
+    the same configuration is trained again from scratch."""
+    from tutorl.rl.train import RunConfig
+
+    stored = out / "config.json"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a run folder")
+    if not stored.is_file():
+        return
+    try:
+        before = RunConfig.model_validate_json(stored.read_text())
+    except (ValidationError, ValueError, OSError):
+        raise UserError(
+            f"{out} holds a run folder this tutorl cannot read ({stored}): choose another --out "
+            "or remove that folder"
+        ) from None
+    if before != config:
+        changed = [k for k, v in config.model_dump().items() if getattr(before, k) != v]
+        raise UserError(
+            f"{out} holds a run of another configuration (differs in {', '.join(changed)}): "
+            "choose another --out or remove that folder"
+        )
 
 
 @app.command()
@@ -362,6 +389,7 @@ def compare(
     game = get_game(env)
     out = out or Path("runs") / f"compare-{env}-{algo}-{tutor}"
     configs = arm_configs(base, seeds)
+    out.mkdir(parents=True, exist_ok=True)  # a bad --out fails here, before any progress line
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -1050,11 +1078,34 @@ def main() -> None:
     """
     try:
         app()
-    except (UserError, ValueError, FileNotFoundError, LLMError) as error:
+    except (UserError, ValueError, OSError, LLMError) as error:
         if os.environ.get("TUTORL_DEBUG"):
             raise
-        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        err_console.print(
+            Text("error: ", style="red") + Text(one_line(_describe_error(error))),
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(2)
+
+
+def _describe_error(error: BaseException) -> str:
+    """The message of a user-facing error; a filesystem error names its path and cause."""
+    if isinstance(error, OSError) and not isinstance(error, FileNotFoundError | LLMError):
+        if error.filename is not None:
+            return f"{error.filename}: {error.strerror or error}"
+        return f"{error.strerror or error}"
+    return str(error)
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """Untrusted text made safe to print as one line: control characters (ANSI escapes
+    included) shown escaped, newlines and runs of spaces folded, over-long text cut."""
+    shown = "".join(
+        ch if ch.isprintable() else (" " if ch in "\n\r\t" else repr(ch)[1:-1]) for ch in text
+    )
+    shown = " ".join(shown.split())
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
 if __name__ == "__main__":

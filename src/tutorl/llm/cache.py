@@ -60,6 +60,21 @@ def request_key(kind: str, identity: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+class CacheError(ValueError):
+    """The response cache file cannot be used (not SQLite, truncated, a folder, read-only).
+
+    tutorl does not move a bad cache aside by itself (it could be a file the user pointed at by
+    mistake): it stops with this one-line error naming the file and the fix.
+    """
+
+    def __init__(self, path: str, error: BaseException) -> None:
+        super().__init__(
+            f"the LLM response cache {path} cannot be used ({type(error).__name__}: {error}): "
+            "delete or move that file, point TUTORL_CACHE at another path, or run with "
+            "--no-cache"
+        )
+
+
 class ResponseCache:
     """Key/value store of JSON values in one SQLite file.
 
@@ -78,11 +93,21 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid: int | None = None
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._connection()  # fail early on an unusable path
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._connection()  # fail early on an unusable path
+            self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()  # type: ignore[union-attr]
+        except (sqlite3.Error, OSError) as error:
+            raise CacheError(self.path, error) from None
 
     def _connection(self) -> sqlite3.Connection:
+        try:
+            return self._open()
+        except sqlite3.Error as error:
+            raise CacheError(self.path, error) from None
+
+    def _open(self) -> sqlite3.Connection:
         # A connection must not cross a fork: a child process opens its own.
         if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(
@@ -105,11 +130,14 @@ class ResponseCache:
     def get(self, key: str) -> Any | None:
         """The stored value, or ``None`` (and a miss is counted)."""
         with self._lock:
-            row = (
-                self._connection()
-                .execute("SELECT value FROM responses WHERE key = ?", (key,))
-                .fetchone()
-            )
+            try:
+                row = (
+                    self._connection()
+                    .execute("SELECT value FROM responses WHERE key = ?", (key,))
+                    .fetchone()
+                )
+            except sqlite3.Error as error:  # the file went bad during the run
+                raise CacheError(self.path, error) from None
             if row is None:
                 self.misses += 1
                 return None
@@ -120,11 +148,14 @@ class ResponseCache:
         """Store ``value`` (JSON-serialisable) under ``key``, replacing any old value."""
         blob = json.dumps(value, ensure_ascii=False)
         with self._lock:
-            self._connection().execute(
-                "INSERT OR REPLACE INTO responses (key, kind, identity, value, created) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (key, kind, identity, blob, time.time()),
-            )
+            try:
+                self._connection().execute(
+                    "INSERT OR REPLACE INTO responses (key, kind, identity, value, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (key, kind, identity, blob, time.time()),
+                )
+            except sqlite3.Error as error:  # disk full, read-only, corrupted during the run
+                raise CacheError(self.path, error) from None
 
     def __len__(self) -> int:
         with self._lock:

@@ -1,7 +1,8 @@
 """One tutored (or untutored) training run: env + student + tutor -> a run folder.
 
-A run folder holds ``config.json`` (written first), ``curve.csv`` (rewritten atomically after
-every evaluation), TensorBoard events in ``tb/``, ``model.zip`` and finally ``summary.json``.
+A run folder holds ``config.json`` (written once env, student and tutor are built),
+``curve.csv`` (rewritten atomically after every evaluation), TensorBoard events in ``tb/``,
+``model.zip`` and finally ``summary.json``.
 A ``summary.json`` means the run is complete; anything less is an interrupted run.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -350,7 +352,8 @@ def train(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "summary.json").unlink(missing_ok=True)
-        atomic_write_json(out_dir / "config.json", config.model_dump())
+        # A redone run starts clean: a killed attempt's TensorBoard events would mix with these.
+        shutil.rmtree(out_dir / "tb", ignore_errors=True)
 
     env = make_vec_env(
         lambda **_: game.make(**{**game.options, **config.env_options}),
@@ -368,6 +371,9 @@ def train(
         seed=config.seed + 1,
         llm_options={**config.llm_options(), "service": llm_service},
     )
+    if out_dir is not None:
+        # Written once the tutor (an LLM) has loaded: a model that fails leaves no config.
+        atomic_write_json(out_dir / "config.json", config.model_dump())
     if tutor is not None:
         schedule = AdviceSchedule(
             config.ask_start, config.ask_end, config.ask_decay_steps, config.advice_budget

@@ -1,0 +1,78 @@
+"""User mistakes with files, caches and run folders: one `error:` line, exit 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_cli import tutorl
+
+from tutorl.cli import one_line
+
+
+def setup(tmp: Path) -> dict[str, str]:
+    (tmp / "a_file").write_text("x")
+    (tmp / "bad.sqlite").write_text("this is not a database")
+    (tmp / "folder").mkdir()
+    (tmp / "sweep.yaml").write_text(
+        "envs: {blackjack: {steps: 100}}\nalgos: [ppo]\nreuse: [false]\nbaseline: true\n"
+    )
+    return {"tmp": str(tmp)}
+
+
+CASES = [
+    # (args with {tmp}, environment additions, message)
+    (["train", "--env", "blackjack", "--algo", "ppo", "--out", "{tmp}/a_file/run"], {},
+     "Not a directory"),
+    (["train", "--env", "blackjack", "--algo", "ppo", "--out", "{tmp}/a_file"], {},
+     "is a file"),
+    (["compare", "--env", "blackjack", "--algo", "ppo", "--out", "{tmp}/a_file/c"], {},
+     "Not a directory"),
+    (["sweep", "{tmp}/sweep.yaml", "--out", "{tmp}/a_file/s"], {}, "Not a directory"),
+    (["report", "{tmp}/a_file"], {}, "a_file"),
+    (["train", "--env", "[/bold]chess", "--algo", "ppo"], {}, "unknown env '[/bold]chess'"),
+    (["ask", "--env", "blackjack"], {"TUTORL_CACHE": "{tmp}/folder"}, "response cache"),
+    (["ask", "--env", "blackjack"], {"TUTORL_CACHE": "{tmp}/bad.sqlite"}, "not a database"),
+    (["train", "--env", "blackjack", "--algo", "ppo", "--tutor", "expert", "--advice-mode",
+      "explore"], {}, "only DQN"),
+    (["train", "--env", "blackjack", "--algo", "ppo", "--tutor", "expert", "--advice-mode",
+      "label"], {}, "no effect"),
+    (["train", "--env", "blackjack", "--algo", "ppo", "--advice-mode", "shout"], {},
+     "advice-mode: Input should be"),
+    (["train", "--env", "blackjack", "--algo", "ppo", "--imitation-coef", "1"], {},
+     "need a tutor"),
+    (["train", "--env", "doorkey", "--algo", "ppo", "--tutor", "rule"], {}, "no rule baseline"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "env", "message"), CASES)
+def test_file_and_option_mistakes_are_one_line_errors(tmp_path, args, env, message):
+    values = setup(tmp_path)
+    args = [a.format(**values) for a in args]
+    extra = {k: v.format(**values) for k, v in env.items()}
+    result = tutorl(*args, extra_env=extra, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert message in lines[0]
+
+
+def test_train_refuses_to_replace_a_run_of_another_configuration(tmp_path):
+    out = str(tmp_path / "run")
+    first = ["train", "--env", "blackjack", "--algo", "a2c", "--steps", "200", "--eval-freq",
+             "200", "--eval-episodes", "2", "--no-progress", "--out", out]  # fmt: skip
+    assert tutorl(*first).returncode == 0
+    summary = (tmp_path / "run" / "summary.json").read_text()
+    other = [a if a != "a2c" else "ppo" for a in first]
+    result = tutorl(*other)
+    assert result.returncode == 2 and "another configuration (differs in algo" in result.stderr
+    assert (tmp_path / "run" / "summary.json").read_text() == summary  # untouched
+
+
+def test_untrusted_text_is_printed_as_one_safe_line():
+    text = "bad\x1b[31m red [/bold]\nsecond\tline" + "x" * 3000
+    shown = one_line(text)
+    assert "\x1b" not in shown and "\n" not in shown
+    assert shown.startswith("bad\\x1b[31m red [/bold] second line")
+    assert len(shown) == 2000
