@@ -125,18 +125,18 @@ def curve(values: list[float], every: int = 100) -> pd.DataFrame:
     return pd.DataFrame({"step": np.arange(len(values)) * every, "mean_return": values})
 
 
-def test_convergence_step_is_where_the_curve_stays_on_its_plateau():
+def test_plateau_step_is_where_the_curve_stays_on_its_plateau():
     values = [0, 1, 2, 5, 9, 10, 10, 10, 10, 10]
     m = curve_metrics(curve(values), threshold=9.5, tolerance=0.5, smoothing=1)
     assert m["plateau_return"] == 10
-    assert m["convergence_step"] == 500  # index 5: from there on within 0.5 of 10
+    assert m["plateau_step"] == 500  # index 5: from there on within 0.5 of 10
     assert m["steps_to_threshold"] == 500
     assert m["final_return"] == 10 and m["best_return"] == 10
     assert m["drops"] == 0 and m["stability_std"] == 0
     # A dip after reaching the plateau moves convergence past the dip.
     dipped = [0, 1, 2, 5, 10, 10, 4, 10, 10, 10]
     m = curve_metrics(curve(dipped), threshold=9.5, tolerance=0.5, smoothing=1)
-    assert m["convergence_step"] == 700 and m["steps_to_threshold"] == 400
+    assert m["plateau_step"] == 700 and m["steps_to_threshold"] == 400
 
 
 def test_drops_and_spread_after_convergence_with_smoothing():
@@ -144,13 +144,13 @@ def test_drops_and_spread_after_convergence_with_smoothing():
     m = curve_metrics(curve(values), threshold=20, tolerance=1.0, smoothing=3)
     assert math.isnan(m["steps_to_threshold"])  # never reached: censored
     # Smoothed: the dip at index 5 averages to 9.33, inside the band; the raw 8 is a drop.
-    assert m["convergence_step"] == 300
+    assert m["plateau_step"] == 300
     assert m["drops"] == 1 and m["stability_std"] > 0
 
 
 def test_a_curve_still_moving_at_the_end_has_not_converged():
     m = curve_metrics(curve([0, 1, 2, 3, 4, 5, 6, 7, 8, 20]), 100, tolerance=0.5, smoothing=1)
-    assert math.isnan(m["convergence_step"]) and math.isnan(m["stability_std"])
+    assert math.isnan(m["plateau_step"]) and math.isnan(m["stability_std"])
 
 
 def test_failed_run_is_recorded_and_does_not_stop_the_sweep(tmp_path):

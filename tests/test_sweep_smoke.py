@@ -21,7 +21,8 @@ SMOKE = ROOT / "configs" / "smoke.yaml"
 # Learning results. Cache counters (llm_calls, cache_hits) depend on what an earlier sweep or
 # a killed run already put in the shared response cache, and wall time on the machine's load.
 COMPARED = [
-    "env", "algo", "arm", "seed", "status", "convergence_step", "steps_to_threshold",
+    "env", "algo", "arm", "seed", "status", "plateau_step", "steps_to_threshold",
+    "steps_to_untutored_100", "steps_to_expert_80", "normalised_auc",
     "final_return", "best_return", "plateau_return", "auc", "stability_std", "drops",
     "tutor_asks", "advised_steps", "reuse_hits", "agreement", "reuse_agreement",
 ]  # fmt: skip

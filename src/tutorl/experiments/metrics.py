@@ -147,9 +147,8 @@ def curve_metrics(
 ) -> dict[str, float]:
     """The metrics of one learning curve on its own (see the module docstring).
 
-    ``plateau_step`` is the stability measure once called the convergence step;
-    ``convergence_step`` is the same number under its old name, kept for callers that still
-    read it (the reports do not).
+    ``plateau_step`` is the stability measure once called the convergence step (not a
+    measure of speed: see :func:`level_metrics`).
 
     :param curve: ``curve.csv`` of a run (columns ``step`` and ``mean_return`` at least).
     :param threshold: the game's success threshold.
@@ -176,7 +175,6 @@ def curve_metrics(
     reached = np.nonzero(raw >= threshold)[0]
     return {
         "plateau_step": plateau_step,
-        "convergence_step": plateau_step,
         "steps_to_threshold": float(steps[reached[0]]) if len(reached) else nan,
         "final_return": float(raw[-1]),
         "best_return": float(raw.max()),
