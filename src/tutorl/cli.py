@@ -60,6 +60,7 @@ def _llm_fields(
     api_key_env: str,
     template: Path | None,
     cache: bool,
+    describer: str = "default",
 ) -> dict[str, Any]:
     """The LLM-tutor part of a run configuration, from the CLI's shared LLM options."""
     return {
@@ -69,6 +70,7 @@ def _llm_fields(
         "llm_api_key_env": api_key_env,
         "prompt_template": str(template) if template else None,
         "llm_cache": cache,
+        "describer": describer,
     }
 
 
@@ -145,6 +147,14 @@ LLMKeyOpt = Annotated[
 ]
 PromptOpt = Annotated[
     Path | None, typer.Option("--prompt-template", help="Your own prompt template file.")
+]
+DescriberOpt = Annotated[
+    str,
+    typer.Option(
+        "--describer",
+        help="--tutor llm: the state text the model is shown: default, or one of the game's "
+        "others (snake: plain, the observation's facts in the snake's own frame).",
+    ),
 ]
 CacheOpt = Annotated[
     bool, typer.Option("--cache/--no-cache", help="Persistent LLM response cache.")
@@ -228,6 +238,7 @@ def train(
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
+    describer: DescriberOpt = "default",
     cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     out: Annotated[
@@ -262,7 +273,9 @@ def train(
         eval_freq=eval_freq,
         eval_episodes=eval_episodes,
         env_options=_parse_env_options(env_option),
-        **_llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache),
+        **_llm_fields(
+            llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+        ),
     )
     from tutorl.rl.train import train as train_run
 
@@ -336,6 +349,7 @@ def compare(
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
+    describer: DescriberOpt = "default",
     cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     workers: Annotated[
@@ -384,7 +398,9 @@ def compare(
         eval_episodes=eval_episodes,
         eval_freq=eval_freq,
         env_options=_parse_env_options(env_option),
-        **_llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache),
+        **_llm_fields(
+            llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+        ),
     )
     game = get_game(env)
     out = out or Path("runs") / f"compare-{env}-{algo}-{tutor}"
@@ -780,6 +796,7 @@ def ask(
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
+    describer: DescriberOpt = "default",
     cache: CacheOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
 ) -> None:
@@ -796,7 +813,9 @@ def ask(
         algo="ppo",
         tutor=tutor,
         tutor_accuracy=tutor_accuracy,
-        **_llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache),
+        **_llm_fields(
+            llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+        ),
     )
     if tutor == "none":
         raise UserError("--tutor none gives no advice; choose a tutor")
@@ -914,6 +933,7 @@ def tutor_eval(
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
+    describer: DescriberOpt = "default",
     cache: CacheOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
@@ -932,11 +952,17 @@ def tutor_eval(
         raise UserError(f"--states must be >= 1, got {states}")
     if tutor == "none":
         raise UserError("--tutor none has nothing to measure; choose a tutor")
-    fields = _llm_fields(llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache)
+    fields = _llm_fields(
+        llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+    )
     results = []
     # By default every game a tutor can advise: discrete actions and an expert to agree with.
     names = env or [
-        n for n in game_names() if get_game(n).has_expert and not get_game(n).continuous
+        n
+        for n in game_names()
+        if get_game(n).has_expert
+        and not get_game(n).continuous
+        and (describer == "default" or describer in get_game(n).describers)
     ]
     for name in names:
         config = _config(env=name, algo="ppo", tutor=tutor, **fields)

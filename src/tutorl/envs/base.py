@@ -87,6 +87,9 @@ class Game:
         rather than by ``state_key`` (continuous observations, where exact repeats are rare):
         the Euclidean distance between observations divided component-wise by ``table_scale``
         (see :class:`tutorl.ultra.table.CriticalTable`). ``None``: exact ``state_key`` matches.
+    :param describers: other state texts a tutor may be shown, by name (``--describer``); each
+        says in its docstring what it is derived from (the observation, never the expert).
+        ``default`` is always :attr:`describe`.
     :param rule: optional ``rule(view) -> int``: a simple, documented rule of thumb over what
         the game's describer tells a tutor (Snake: a safe move toward the food; Connect Four:
         win > block > centre; Blackjack: the best dealer-blind threshold). The baseline an LLM
@@ -116,6 +119,7 @@ class Game:
     table_radius: float | None = None
     table_scale: tuple[float, ...] | None = None
     rule: Callable[[View], int] | None = None
+    describers: dict[str, Callable[[View], str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.expert is None:
@@ -123,6 +127,18 @@ class Game:
         low, high = self.action_bounds
         if not low < high:
             raise ValueError(f"{self.name}: action_bounds must be (low, high), low < high")
+
+    def describer(self, name: str = "default") -> Callable[[View], str]:
+        """The state text called ``name`` (``default``: :attr:`describe`).
+
+        :raises ValueError: the game has no such describer (the message lists them).
+        """
+        if name == "default":
+            return self.describe
+        if name not in self.describers:
+            known = ", ".join(["default", *self.describers])
+            raise ValueError(f"{self.name} has no describer {name!r}; choose one of: {known}")
+        return self.describers[name]
 
     @property
     def n_actions(self) -> int:

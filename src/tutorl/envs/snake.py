@@ -341,6 +341,32 @@ def describe(view: dict[str, Any]) -> str:
     )
 
 
+def describe_plain(view: dict[str, Any]) -> str:
+    """The facts of the compact observation in plain words, in the snake's own frame: which of
+    the three moves is deadly, and on which side of the head the food lies ("The food is ahead
+    and to the left."). Derived from :func:`features` (the student's observation) alone —
+    no coordinates, no body, never the expert.
+    """
+    f = features(view)
+    heading = int(np.argmax(f[3:7]))
+    moves = ("Going straight", "Turning left", "Turning right")
+    sentences = [f"{m} is {'deadly' if f[i] else 'safe'}." for i, m in enumerate(moves)]
+    dr = -1 if f[9] else 1 if f[10] else 0
+    dc = -1 if f[7] else 1 if f[8] else 0
+    if dr == 0 and dc == 0:
+        sentences.append("There is no food on the board.")
+    else:
+        ahead_r, ahead_c = _DELTAS[heading]
+        left_r, left_c = _DELTAS[(heading - 1) % 4]
+        ahead = dr * ahead_r + dc * ahead_c
+        left = dr * left_r + dc * left_c
+        along = "ahead" if ahead > 0 else "behind" if ahead < 0 else ""
+        side = "to the left" if left > 0 else "to the right" if left < 0 else ""
+        where = " and ".join(part for part in (along, side) if part)
+        sentences.append(f"The food is {'directly ' if not side else ''}{where}.")
+    return " ".join(sentences)
+
+
 def rule(view: dict[str, Any]) -> int:
     """The rule baseline "a safe move toward the food": the first of straight, left, right that
     is not immediately deadly and brings the head closer to the food (Manhattan distance); else
@@ -585,6 +611,7 @@ GAME = Game(
     legal_actions=legal_actions,
     expert=expert,
     rule=rule,
+    describers={"plain": describe_plain},
     state_key=state_key,
     # Measured on 10x10 (greedy evaluation, 10 seeded episodes per checkpoint): the expert
     # averages ~92 food, a random policy -0.88; untutored PPO (features, 4 envs) first passes 10

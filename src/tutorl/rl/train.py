@@ -89,6 +89,8 @@ class RunConfig(BaseModel):
     llm_timeout: float | None = Field(None, gt=0)
     prompt_template: str | None = None
     llm_cache: bool = True
+    # Which of the game's state texts the LLM is shown (Snake: default or plain).
+    describer: str = "default"
 
     def llm_options(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,7 @@ class RunConfig(BaseModel):
             "template": self.prompt_template,
             "cache": self.llm_cache,
             "timeout": self.llm_timeout,
+            "describer": self.describer,
         }
 
     @field_validator("env")
@@ -128,6 +131,10 @@ class RunConfig(BaseModel):
             )
         if not game.has_expert and self.tutor in ("expert", "noisy-expert"):
             raise ValueError(f"{self.env} has no expert policy: --tutor {self.tutor} needs one")
+        if self.describer != "default":
+            if self.tutor != "llm":
+                raise ValueError("--describer chooses the LLM's state text: it needs --tutor llm")
+            game.describer(self.describer)  # a clear error naming the game's describers
         if self.tutor == "rule" and game.rule is None:
             raise ValueError(f"{self.env} has no rule baseline: --tutor rule is not available")
         if self.advice_mode == "explore" and self.algo != "dqn":
@@ -181,6 +188,8 @@ class RunConfig(BaseModel):
         elif self.tutor == "llm":
             # A model name may contain dots (qwen2.5-coder-0.5b): strip only a .gguf suffix.
             name = f"llm-{Path(str(self.llm)).name.removesuffix('.gguf')}"
+            if self.describer != "default":
+                name += f"+{self.describer}"
         if self.advice_mode != "replace":
             name += f"+{self.advice_mode}"
         if self.imitation_coef > 0:

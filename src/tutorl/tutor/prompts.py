@@ -82,9 +82,17 @@ class PromptTemplate:
     :param mode: ``score`` (rank the legal actions' labels) or ``generate`` (the paper's way:
         the answer inside ``<action>…</action>``).
     :param template: template text; the built-in zero-shot template by default.
+    :param describer: which of the game's state texts fills ``{state}`` (``default``, or one of
+        :attr:`~tutorl.envs.base.Game.describers`, e.g. Snake's ``plain``).
     """
 
-    def __init__(self, game: Game, mode: str = "score", template: str | None = None) -> None:
+    def __init__(
+        self,
+        game: Game,
+        mode: str = "score",
+        template: str | None = None,
+        describer: str = "default",
+    ) -> None:
         if mode not in FORMATS:
             raise ValueError(f"unknown prompt mode {mode!r}; use score or generate")
         template = template or DEFAULT_TEMPLATE
@@ -98,6 +106,8 @@ class PromptTemplate:
         self.game = game
         self.mode = mode
         self.template = template
+        self.describer = describer
+        self._describe = game.describer(describer)
         self.labels = action_labels(game)
         fixed = {
             "game": game.name.replace("_", " ").title(),
@@ -110,11 +120,13 @@ class PromptTemplate:
         self._fixed = fixed
 
     @classmethod
-    def from_file(cls, game: Game, path: str | Path, mode: str = "score") -> PromptTemplate:
+    def from_file(
+        cls, game: Game, path: str | Path, mode: str = "score", describer: str = "default"
+    ) -> PromptTemplate:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"prompt template not found: {path}")
-        return cls(game, mode, path.read_text())
+        return cls(game, mode, path.read_text(), describer)
 
     def build(self, view: View) -> Prompt:
         legal = self.game.legal_actions(view)
@@ -122,7 +134,7 @@ class PromptTemplate:
             self._tail,
             {
                 **self._fixed,
-                "state": self.game.describe(view),
+                "state": self._describe(view),
                 "actions": ", ".join(self.labels[a] for a in legal),
             },
         )

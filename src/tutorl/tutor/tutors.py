@@ -156,14 +156,20 @@ def make_llm_tutor(
     cache: bool = True,
     timeout: float | None = None,
     service: tuple[str, int, str] | None = None,
+    describer: str = "default",
 ):
     """An :class:`~tutorl.tutor.llm_tutor.LLMTutor` on an embedded model or an endpoint
-    (or on a shared :class:`~tutorl.llm.service.LLMService`, given its ``service`` handle)."""
+    (or on a shared :class:`~tutorl.llm.service.LLMService`, given its ``service`` handle),
+    shown the game's ``describer`` state text."""
     from tutorl.llm import DEFAULT_MODEL, make_llm
     from tutorl.tutor.llm_tutor import LLMTutor
     from tutorl.tutor.prompts import PromptTemplate
 
-    prompt = PromptTemplate.from_file(game, template, mode) if template else None
+    prompt = (
+        PromptTemplate.from_file(game, template, mode, describer)
+        if template
+        else PromptTemplate(game, mode, describer=describer)
+    )
     kwargs = {"timeout": timeout} if (url and timeout is not None) else {}
     llm = make_llm(
         model or DEFAULT_MODEL,
