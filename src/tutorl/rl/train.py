@@ -91,6 +91,8 @@ class RunConfig(BaseModel):
     llm_cache: bool = True
     # Which of the game's state texts the LLM is shown (Snake: default or plain).
     describer: str = "default"
+    # Score mode: correct the model's label prior (tutorl.tutor.llm_tutor); never the expert.
+    llm_calibrate: Literal["none", "content-free", "batch-mean"] = "none"
 
     def llm_options(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,7 @@ class RunConfig(BaseModel):
             "cache": self.llm_cache,
             "timeout": self.llm_timeout,
             "describer": self.describer,
+            "calibrate": self.llm_calibrate,
         }
 
     @field_validator("env")
@@ -131,6 +134,8 @@ class RunConfig(BaseModel):
             )
         if not game.has_expert and self.tutor in ("expert", "noisy-expert"):
             raise ValueError(f"{self.env} has no expert policy: --tutor {self.tutor} needs one")
+        if self.llm_calibrate != "none" and (self.tutor != "llm" or self.llm_mode != "score"):
+            raise ValueError("--llm-calibrate corrects scored LLM answers: it needs --tutor llm")
         if self.describer != "default":
             if self.tutor != "llm":
                 raise ValueError("--describer chooses the LLM's state text: it needs --tutor llm")
@@ -190,6 +195,8 @@ class RunConfig(BaseModel):
             name = f"llm-{Path(str(self.llm)).name.removesuffix('.gguf')}"
             if self.describer != "default":
                 name += f"+{self.describer}"
+            if self.llm_calibrate != "none":
+                name += f"+{self.llm_calibrate}"
         if self.advice_mode != "replace":
             name += f"+{self.advice_mode}"
         if self.imitation_coef > 0:

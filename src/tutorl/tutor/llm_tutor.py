@@ -5,6 +5,15 @@ Two ways to get an action:
 * ``score`` (default): the log-probability of each *legal* action's label after one forward pass
   over the prompt (fixed prefix first, so its KV cache is reused between states). It yields a
   distribution over the legal actions and can never fail to parse.
+  With ``calibrate`` the distribution is corrected for the model's label prior (Zhao et al.
+  2021, "Calibrate before use"): each label's probability is divided by its probability under
+  a prior and renormalised. ``content-free``: the prior is the model's answer to the same prompt
+  with a state text that says nothing ("N/A"), asked once per set of legal actions;
+  ``batch-mean``: the running mean of the model's distributions over the states already
+  answered (the current state excluded, so no state corrects itself; the first state of a run
+  is uncorrected). Neither ever uses the expert. Calibration helps a model whose answers are
+  dominated by one label (Qwen2.5-Coder-0.5B on Snake) and can hurt where the label prior is
+  often right (Connect Four's centre): measure it with ``tutor-eval``.
 * ``generate`` (the paper's way): the model writes its answer inside ``<action>…</action>``; the
   answer is parsed (never executed), re-asked up to ``retries`` times when it is not a legal
   action, and then counted as a fallback to the student's own action.
@@ -23,6 +32,9 @@ from tutorl.envs.base import Game, View
 from tutorl.llm.base import LLM, GenerateRequest, LLMError, ScoreRequest
 from tutorl.tutor.base import Advice
 from tutorl.tutor.prompts import PromptTemplate
+
+CALIBRATIONS = ("none", "content-free", "batch-mean")
+_CONTENT_FREE = "N/A"
 
 _ACTION_TAG = re.compile(r"<action>\s*(.*?)\s*</action>", re.IGNORECASE | re.DOTALL)
 
@@ -58,6 +70,7 @@ class LLMTutor:
         the backend for ``cooldown`` seconds (answering fallbacks at once, counted as
         ``circuit_open``), so a dead server costs seconds, not one timeout per training step.
     :param cooldown: seconds before a failing backend is tried again.
+    :param calibrate: score mode: ``none``, ``content-free`` or ``batch-mean`` (above).
     """
 
     def __init__(
@@ -71,7 +84,14 @@ class LLMTutor:
         temperature: float = 0.7,
         max_failures: int = 3,
         cooldown: float = 30.0,
+        calibrate: str = "none",
     ) -> None:
+        if calibrate not in CALIBRATIONS:
+            known = ", ".join(CALIBRATIONS)
+            raise ValueError(f"unknown calibration {calibrate!r}; choose one of: {known}")
+        self.calibrate = calibrate
+        self._priors: dict[tuple[int, ...], list[float]] = {}  # content-free, per legal set
+        self._mean: dict[tuple[int, ...], tuple[list[float], int]] = {}  # batch-mean sums
         self.game = game
         self.llm = llm
         self.mode = mode
@@ -82,6 +102,8 @@ class LLMTutor:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.name = f"llm:{getattr(llm, 'identity', 'model')}:{mode}"
+        if calibrate != "none":
+            self.name += f":{calibrate}"
         # A raw completion prompt or a primed reply ("... Best action:") continues with " hit",
         # an unprimed chat assistant turn starts with "hit": score the labels the way the model
         # would write them.
@@ -138,17 +160,43 @@ class LLMTutor:
             top = max(logprobs)
             weights = [math.exp(lp - top) for lp in logprobs]
             total = sum(weights)
+            raw_total = total
+            if self.calibrate != "none":
+                prior = self._prior(legal, [w / total for w in weights])
+                weights = [w / max(p, 1e-12) for w, p in zip(weights, prior, strict=True)]
+                total = sum(weights)
             probs = [0.0] * self.game.n_actions
             for action, weight in zip(legal, weights, strict=True):
                 probs[action] = weight / total
-            best = legal[max(range(len(legal)), key=lambda k: logprobs[k])]
+            best = legal[max(range(len(legal)), key=lambda k: weights[k])]
             # The legal labels' total probability under the model: near 0, the answer is the
             # argmax of a tail the model never meant to say (tutor-eval warns).
-            mass = math.exp(top) * total
+            mass = math.exp(top) * raw_total
             advice.append(
                 Advice(best, "cache" if hit else "llm", probs=probs, extra={"label_mass": mass})
             )
         return advice
+
+    def _prior(self, legal: list[int], probs: list[float]) -> list[float]:
+        """The label prior to divide by, for this set of legal actions (see the module
+        docstring); ``probs`` is the current state's uncalibrated distribution."""
+        key = tuple(legal)
+        if self.calibrate == "content-free":
+            if key not in self._priors:
+                prompt = self.template.build_text(_CONTENT_FREE, legal)
+                space = " " if self._raw or prompt.response else ""
+                choices = [space + self.template.labels[a] for a in legal]
+                request = ScoreRequest(prompt.prefix, prompt.text, choices, prompt.response)
+                [logprobs] = self.llm.score([request])
+                top = max(logprobs)
+                weights = [math.exp(lp - top) for lp in logprobs]
+                self._priors[key] = [w / sum(weights) for w in weights]
+            return self._priors[key]
+        # batch-mean: the mean over earlier states only, then this state joins the mean.
+        sums, n = self._mean.get(key, ([0.0] * len(legal), 0))
+        prior = [s / n for s in sums] if n else [1.0] * len(legal)
+        self._mean[key] = ([s + p for s, p in zip(sums, probs, strict=True)], n + 1)
+        return prior
 
     def _generate(self, views: list[View]) -> list[Advice]:
         prompts = [self.template.build(view) for view in views]

@@ -129,14 +129,14 @@ class PromptTemplate:
         return cls(game, mode, path.read_text(), describer)
 
     def build(self, view: View) -> Prompt:
-        legal = self.game.legal_actions(view)
+        return self.build_text(self._describe(view), self.game.legal_actions(view))
+
+    def build_text(self, state: str, legal: list[int]) -> Prompt:
+        """The prompt for a state text and its legal actions (content-free calibration asks
+        with a state text that says nothing, e.g. "N/A")."""
         text = _fill(
             self._tail,
-            {
-                **self._fixed,
-                "state": self._describe(view),
-                "actions": ", ".join(self.labels[a] for a in legal),
-            },
+            {**self._fixed, "state": state, "actions": ", ".join(self.labels[a] for a in legal)},
         )
         if "{response}" not in text:
             return Prompt(self.prefix, text)

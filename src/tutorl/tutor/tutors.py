@@ -157,6 +157,7 @@ def make_llm_tutor(
     timeout: float | None = None,
     service: tuple[str, int, str] | None = None,
     describer: str = "default",
+    calibrate: str = "none",
 ):
     """An :class:`~tutorl.tutor.llm_tutor.LLMTutor` on an embedded model or an endpoint
     (or on a shared :class:`~tutorl.llm.service.LLMService`, given its ``service`` handle),
@@ -179,4 +180,4 @@ def make_llm_tutor(
         service=None if url else service,
         **kwargs,
     )
-    return LLMTutor(game, llm, mode=mode, template=prompt)
+    return LLMTutor(game, llm, mode=mode, template=prompt, calibrate=calibrate)
