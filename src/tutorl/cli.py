@@ -875,7 +875,7 @@ def ask(
     result = {
         "env": env,
         "tutor": advisor.name,
-        "state": game.describe(view),
+        "state": game.describer(config.describer)(view),
         "legal_actions": [game.action_names[a] for a in game.legal_actions(view)],
         "distribution": (
             {game.action_names[a]: round(p, 4) for a, p in enumerate(advice.probs) if p > 0}
@@ -988,7 +988,14 @@ def tutor_eval(
     if tutor == "none":
         raise UserError("--tutor none has nothing to measure; choose a tutor")
     fields = _llm_fields(
-        llm_model, llm_url, llm_mode, llm_api_key_env, prompt_template, cache, describer
+        llm_model,
+        llm_url,
+        llm_mode,
+        llm_api_key_env,
+        prompt_template,
+        cache,
+        describer,
+        llm_calibrate,
     )
     results = []
     # By default every game a tutor can advise: discrete actions and an expert to agree with.
