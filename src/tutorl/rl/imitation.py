@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch as th
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
 IMITATION_TARGETS = ("action", "distribution")
 
@@ -141,7 +142,7 @@ class Imitation:
         self.store = AdviceStore(space.shape, int(model.action_space.n), settings.capacity)
         self.rng = np.random.default_rng(seed)
         self.is_dqn = hasattr(model, "q_net")
-        self.maskable = model.policy.__class__.__name__.startswith("AdvisedMaskable")
+        self.maskable = isinstance(model.policy, MaskableActorCriticPolicy)
         self.tutor_return: float | None = None
         self.student_return: float | None = None
         self.losses: list[float] = []

@@ -24,7 +24,9 @@ from tutorl.tutor.tutors import ExpertTutor
 @dataclass
 class AdviceStats:
     """Counters of one tutored run. ``agreement`` is the share of fresh tutor answers that equal
-    the expert's action: the tutor's measured quality, reported beside every tutoring result."""
+    the expert's action: the tutor's measured quality, reported beside every tutoring result.
+    ``advised`` counts the states that received advice (fresh or reused); in ``label`` mode
+    that advice labelled the state without being executed."""
 
     steps: int = 0
     asks: int = 0
