@@ -225,11 +225,15 @@ def curves_figure(
             ax.grid(alpha=0.3)
             ax.set_xlabel("environment steps", fontsize=9)
             ax.tick_params(labelsize=8)
-        tops += [v for v in (expert, untutored) if math.isfinite(v)]
+        tops += [v for v in (untutored,) if math.isfinite(v)]
         top = max(tops)
         bottom = zoom_level if math.isfinite(zoom_level) and zoom_level < top else None
         if bottom is None:  # no untutored level: the upper half of the observed range
             bottom = clip[0] + 0.5 * (top - clip[0])
+        # The expert level joins the zoom only when it is near the curves (Blackjack's optimum
+        # is; Snake's expert, at 93 apples against ~18, would flatten every curve).
+        if math.isfinite(expert) and expert - top <= 0.5 * max(top - bottom, 1e-9):
+            top = max(top, expert)
         margin = 0.05 * (top - bottom) if top > bottom else 0.05 * max(1.0, abs(top))
         zoom_range = (bottom - margin, top + margin)
         zoom.set_ylim(*zoom_range)
