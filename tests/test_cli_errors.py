@@ -42,14 +42,20 @@ CASES = [
     (["train", "--env", "blackjack", "--algo", "ppo", "--imitation-coef", "1"], {},
      "need a tutor"),
     (["train", "--env", "doorkey", "--algo", "ppo", "--tutor", "rule"], {}, "no rule baseline"),
+    (["train", "--env", "snake", "--algo", "ppo", "--env-option", "size=[1"], {},
+     "not valid YAML"),
+    (["ask", "--env", "blackjack", "--tutor", "expert", "--state", "[{}, 10, 0]"], {},
+     "list of numbers"),
+    (["ask", "--env", "blackjack", "--tutor", "expert", "--state", "[15.5, 10, 0]"], {},
+     "whole numbers"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("args", "env", "message"), CASES)
 def test_file_and_option_mistakes_are_one_line_errors(tmp_path, args, env, message):
     values = setup(tmp_path)
-    args = [a.format(**values) for a in args]
-    extra = {k: v.format(**values) for k, v in env.items()}
+    args = [a.replace("{tmp}", values["tmp"]) for a in args]
+    extra = {k: v.replace("{tmp}", values["tmp"]) for k, v in env.items()}
     result = tutorl(*args, extra_env=extra, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

@@ -40,7 +40,10 @@ def _parse_env_options(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise UserError(f"--env-option expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"--env-option {item!r}: the value is not valid YAML") from None
     return options
 
 
@@ -938,9 +941,14 @@ def _parse_state(game, text: str):
             raise UserError(f"--state is not a valid {game.name} view: {error!r}") from None
         return value
     space = game.make(**game.options).observation_space
-    obs = np.asarray(value)
+    try:
+        obs = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise UserError(f"--state for {game.name} must be a list of numbers") from None
     if obs.size != int(np.prod(space.shape)):
         raise UserError(f"--state for {game.name} needs {int(np.prod(space.shape))} values")
+    if np.issubdtype(space.dtype, np.integer) and not np.all(obs == np.round(obs)):
+        raise UserError(f"--state for {game.name} takes whole numbers, got {value}")
     obs = obs.reshape(space.shape).astype(space.dtype)
     try:
         game.describe(obs)
