@@ -82,3 +82,19 @@ def test_untrusted_text_is_printed_as_one_safe_line():
     assert "\x1b" not in shown and "\n" not in shown
     assert shown.startswith("bad\\x1b[31m red [/bold] second line")
     assert len(shown) == 2000
+
+
+def test_report_on_a_damaged_run_names_the_folder(tmp_path):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(
+        "seeds: 1\nenvs: {blackjack: {steps: 200, eval_freq: 100}}\nalgos: [a2c]\n"
+        "reuse: [false]\nbaseline: true\n"
+    )
+    out = tmp_path / "out"
+    assert tutorl("sweep", str(spec), "--out", str(out), "--no-report").returncode == 0
+    [summary] = list(out.glob("runs/**/summary.json"))
+    summary.write_text("{}")
+    result = tutorl("report", str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "holds a damaged run" in lines[0]

@@ -402,16 +402,32 @@ def run_row(folder: Path, threshold: float, tolerance: float, smoothing: int = 3
     row: dict[str, Any] = {"status": "pending", "error": None}
     summary_path, error_path = folder / "summary.json", folder / "error.json"
     if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
+        try:
+            summary = json.loads(summary_path.read_text())
+            row["steps"] = int(summary["steps"])
+            curve = pd.read_csv(folder / "curve.csv")
+            row.update(curve_metrics(curve, threshold, tolerance, smoothing))
+            row.update(summary_counters(summary))
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            pd.errors.ParserError,
+        ) as e:
+            # Written by something else, or damaged: name the folder and the way out.
+            raise ValueError(
+                f"{folder} holds a damaged run ({type(e).__name__}: {e}): delete that folder "
+                "and run the sweep again to redo it"
+            ) from None
         row["status"] = "done"
-        row["steps"] = int(summary["steps"])
-        row.update(
-            curve_metrics(pd.read_csv(folder / "curve.csv"), threshold, tolerance, smoothing)
-        )
-        row.update(summary_counters(summary))
     elif error_path.exists():
         row["status"] = "failed"
-        row["error"] = json.loads(error_path.read_text()).get("error")
+        try:
+            row["error"] = json.loads(error_path.read_text()).get("error")
+        except (OSError, ValueError, AttributeError):
+            row["error"] = f"unreadable {error_path}"
     elif (folder / "config.json").exists():
         row["status"] = "running"  # or killed part-way: it will be redone
     return row
