@@ -17,6 +17,9 @@ def setup(tmp: Path) -> dict[str, str]:
     (tmp / "sweep.yaml").write_text(
         "envs: {blackjack: {steps: 100}}\nalgos: [ppo]\nreuse: [false]\nbaseline: true\n"
     )
+    (tmp / "nan.yaml").write_text(
+        "envs: {blackjack: {steps: 100, threshold: .nan}}\nalgos: [ppo]\nreuse: [false]\n"
+    )
     return {"tmp": str(tmp)}
 
 
@@ -48,6 +51,9 @@ CASES = [
      "list of numbers"),
     (["ask", "--env", "blackjack", "--tutor", "expert", "--state", "[15.5, 10, 0]"], {},
      "whole numbers"),
+    (["compare", "--env", "blackjack", "--algo", "ppo", "--threshold", "nan"], {},
+     "finite number"),
+    (["sweep", "{tmp}/nan.yaml", "--out", "{tmp}/s"], {}, "finite number"),
 ]  # fmt: skip
 
 

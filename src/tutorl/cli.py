@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -399,6 +400,8 @@ def compare(
 
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise UserError(f"--threshold must be a finite number, got {threshold}")
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     base = _config(

@@ -51,7 +51,8 @@ class SweepError(ValueError):
 class EnvSettings(BaseModel):
     """Per-game settings of a sweep: run fields for that game, and its metric settings."""
 
-    model_config = ConfigDict(extra="forbid")
+    # A NaN or infinite threshold would make every run "never reached" without a word.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     steps: int | None = Field(None, gt=0)
     eval_freq: int | None = Field(None, gt=0)
