@@ -54,6 +54,8 @@ CASES = [
     (["compare", "--env", "blackjack", "--algo", "ppo", "--threshold", "nan"], {},
      "finite number"),
     (["sweep", "{tmp}/nan.yaml", "--out", "{tmp}/s"], {}, "finite number"),
+    (["evaluate", "--env", "blackjack", "--policy", "expert", "--episodes", "100000000"], {},
+     "at most 100,000"),
 ]  # fmt: skip
 
 

@@ -103,6 +103,8 @@ def _config(**kwargs: Any):
         raise UserError(_validation_message(error)) from None
 
 
+MAX_EVAL_EPISODES = 100_000
+
 # Below this total probability on the legal labels, a scored answer is the argmax of a tail the
 # model never meant to say (SmolLM2 unprimed: ~3e-4 on Blackjack).
 LOW_LABEL_MASS = 0.1
@@ -763,6 +765,12 @@ def evaluate(
 
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
+    if episodes > MAX_EVAL_EPISODES:
+        # All episodes run side by side (one batched policy call per step): each holds an env.
+        raise UserError(
+            f"--episodes must be at most {MAX_EVAL_EPISODES:,} (all episodes run side by side, "
+            f"each with its own env in memory), got {episodes:,}"
+        )
     game = get_game(env)
     options = _parse_env_options(env_option)
     exact = None
