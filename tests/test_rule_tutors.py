@@ -68,3 +68,13 @@ def test_rule_tutor_in_runs():
     assert RunConfig(env="blackjack", algo="ppo", tutor="rule").arm() == "rule"
     with pytest.raises(ValueError, match="no rule baseline"):
         RunConfig(env="doorkey", algo="ppo", tutor="rule")
+
+
+def test_tutor_eval_of_the_rule_covers_exactly_the_games_that_have_one():
+    import json
+
+    from test_cli import tutorl
+
+    result = tutorl("tutor-eval", "--tutor", "rule", "--states", "5", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert {r["env"] for r in json.loads(result.stdout)} == {"blackjack", "snake", "connect_four"}

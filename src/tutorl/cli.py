@@ -1024,6 +1024,7 @@ def tutor_eval(
         if get_game(n).has_expert
         and not get_game(n).continuous
         and (describer == "default" or describer in get_game(n).describers)
+        and (tutor != "rule" or get_game(n).rule is not None)
     ]
     for name in names:
         config = _config(env=name, algo="ppo", tutor=tutor, **fields)

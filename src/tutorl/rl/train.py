@@ -148,7 +148,7 @@ class RunConfig(BaseModel):
                 "use replace or label with ppo/a2c"
             )
         if not self.tutored and (self.imitation_coef > 0 or self.advice_mode != "replace"):
-            raise ValueError("--imitation-coef and --advice-mode need a tutor (--tutor none)")
+            raise ValueError("--imitation-coef and --advice-mode need a tutor (got --tutor none)")
         if self.advice_mode == "label" and self.imitation_coef == 0:
             raise ValueError(
                 "--advice-mode label executes the student's own action: without "
