@@ -146,14 +146,18 @@ def test_agent_first_option() -> None:
     assert 5 < sum(firsts) < 35
 
 
-def test_board_orientation_matches_pettingzoo() -> None:
-    env = ConnectFourEnv(opponent="random", agent_first="always")
+@pytest.mark.parametrize("backend", ["bitboard", "pettingzoo"])
+def test_board_orientation_matches_pettingzoo(backend: str) -> None:
+    env = ConnectFourEnv(opponent="random", agent_first="always", backend=backend)
     obs, _ = env.reset(seed=3)
     obs, *_ = env.step(3)
     board = board_from_obs(obs)
     assert board[5, 3] == 1  # row 0 is the top, so the first piece lands in row 5
     # our 1/2 coding against PettingZoo's own board (player_0 = 1 = the agent when first)
-    raw = np.array(env._game.unwrapped.board).reshape(6, 7)
+    reference = ConnectFourEnv(opponent="random", agent_first="always", backend="pettingzoo")
+    reference.reset(seed=3)
+    reference.step(3)
+    raw = np.array(reference._game._game.unwrapped.board).reshape(6, 7)
     np.testing.assert_array_equal(board, raw)
 
 

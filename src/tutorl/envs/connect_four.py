@@ -1,18 +1,18 @@
 """Connect Four against a fixed opponent, as a single-agent Gymnasium environment.
 
-The game itself is PettingZoo's ``connect_four_v3`` (AEC API), which decides legality, wins and
-draws. This module wraps it so that our agent plays one seat and a fixed opponent (``random``,
-``greedy`` or a depth-limited ``negamax:D``) plays the other, and adds what tutorl needs to tutor
-the agent: a text description of a board, its legal columns and a strong expert.
+The game is played on bitboards (:mod:`tutorl.envs.connect_four_search`, compiled): the agent's
+move, the opponent's reply, wins, draws and the observation, ~13x faster than stepping
+PettingZoo's ``connect_four_v3`` (AEC API). PettingZoo stays the reference: with
+``backend="pettingzoo"`` the same env steps PettingZoo's game instead, and a test plays seeded
+random and expert games through both and checks every observation, mask, reward and
+termination. Our agent plays one seat and a fixed opponent (``random``, ``greedy`` or a
+depth-limited ``negamax:D``) the other; this module adds what tutorl needs to tutor the agent: a
+text description of a board, its legal columns and a strong expert.
 
 Board conventions (the same as PettingZoo's): the observation is the (6, 7, 2) plane stack
 flattened to 84 floats, plane 0 holding the agent's pieces and plane 1 the opponent's, with row
 0 the *top* row of the grid and column 0 the leftmost. :func:`board_from_obs` turns it back into
 a 6x7 grid of 0 (empty), 1 (agent) and 2 (opponent).
-
-The expert and the search opponents use bitboards (Python ints) in the classic 7x(6+1) layout:
-bit ``7 * column + height`` with height 0 at the bottom, plus one always-empty sentinel bit on
-top of each column so that shifted lines of four never wrap from one column into the next.
 """
 
 from __future__ import annotations
@@ -24,46 +24,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-# connect_four_v3.env() itself: importing it through `pettingzoo.classic.connect_four_v3` is the
-# same function but emits a DeprecationWarning on import in PettingZoo >= 1.26.
-from pettingzoo.classic.connect_four.connect_four import env as connect_four_v3_env
-
+from tutorl.envs import connect_four_search as search
 from tutorl.envs.base import Game, View
+from tutorl.envs.connect_four_search import COLS, EXPERT_DEPTH, EXPERT_NODE_BUDGET, ROWS
 
-ROWS = 6
-COLS = 7
-EXPERT_DEPTH = 4  # plies the expert searches at least, after its win / block rules
-# As columns fill, the expert searches deeper: the largest depth d with legal_columns**d within
-# this budget (7 or 6 columns: 4 plies, 5: 5, 4: 6, 3: 7, 2: 12). Endgames are decided by
-# zugzwang far beyond 4 plies, and late positions are cheap to search, so this is almost free.
-EXPERT_NODE_BUDGET = 5_000
-
-_H1 = ROWS + 1  # bits per column, including the sentinel
-_BOTTOM = sum(1 << (c * _H1) for c in range(COLS))  # lowest cell of every column
-_BOARD = _BOTTOM * ((1 << ROWS) - 1)  # every playable cell (sentinels excluded)
-_COL_MASK = tuple(((1 << ROWS) - 1) << (c * _H1) for c in range(COLS))
-_TOP_CELL = tuple(1 << (c * _H1 + ROWS - 1) for c in range(COLS))
-_BOTTOM_CELL = tuple(1 << (c * _H1) for c in range(COLS))
-_CENTRE = _COL_MASK[3]
-# Centre-first: the order in which moves are searched (better alpha-beta cut-offs) and the
-# expert's deterministic tie-break (central columns take part in more lines of four).
-_CENTRE_ORDER = (3, 2, 4, 1, 5, 0, 6)
-# bit value of every cell of the (row 0 = top) grid, to turn observation planes into bitboards
-_CELL_BITS = np.array(
-    [[1 << (c * _H1 + (ROWS - 1 - r)) for c in range(COLS)] for r in range(ROWS)], dtype=np.uint64
-)
-
-_WIN = 10_000  # score of a win; far above any heuristic value so search never trades one away
-_INF = 1_000_000
-_THREAT_WEIGHT = 8  # per empty cell that would complete one of my lines of four
-_TWO_WEIGHT = 2  # per line of four holding two of my pieces and two empty cells
-_CENTRE_WEIGHT = 3  # per piece in the centre column
-_PARITY_WEIGHT = 16  # extra per threat on a row of the owner's parity (see _heuristic)
-# Heights 0, 2, 4 = rows 1, 3, 5 counted from the bottom ("odd" rows).
-_ODD_ROWS = sum(0b10101 << (c * _H1) for c in range(COLS))
-_EVEN_ROWS = _BOARD ^ _ODD_ROWS
+__all__ = ["COLS", "EXPERT_DEPTH", "EXPERT_NODE_BUDGET", "GAME", "ROWS", "ConnectFourEnv"]
 
 ACTION_NAMES = [f"column {c}" for c in range(COLS)]
+BACKENDS = ("bitboard", "pettingzoo")
 
 RULES = (
     "Connect Four is played on an upright grid of 6 rows and 7 columns, numbered 0 to 6 from "
@@ -79,201 +47,67 @@ RULES = (
 
 
 # --------------------------------------------------------------------------------------------
-# Bitboards
+# Bitboards (Python-side helpers around the compiled search)
 # --------------------------------------------------------------------------------------------
 
 
 def _bitboards(view: View) -> tuple[int, int]:
     """``(agent_bits, occupied_bits)`` of an observation (flat 84 or (6, 7, 2))."""
-    planes = np.asarray(view).reshape(ROWS, COLS, 2) > 0.5
-    mine = int(_CELL_BITS[planes[:, :, 0]].sum())
-    theirs = int(_CELL_BITS[planes[:, :, 1]].sum())
-    return mine, mine | theirs
-
-
-def _winning_cells(pos: int, mask: int) -> int:
-    """Empty cells (playable now or not) where ``pos``'s player would complete four.
-
-    The classic shift trick: a cell wins if three same-player cells lie next to it along a line,
-    on one side or split around it. Sentinel bits are never set, so lines never wrap.
-    """
-    # vertical: only the three cells below can complete it
-    r = (pos << 1) & (pos << 2) & (pos << 3)
-    for s in (_H1, _H1 - 1, _H1 + 1):  # horizontal and the two diagonals
-        p = (pos << s) & (pos << 2 * s)
-        r |= p & (pos << 3 * s)
-        r |= p & (pos >> s)
-        p = (pos >> s) & (pos >> 2 * s)
-        r |= p & (pos << s)
-        r |= p & (pos >> 3 * s)
-    return r & (_BOARD ^ mask)
-
-
-def _playable(mask: int) -> int:
-    """The cell each non-full column would receive its next piece in."""
-    return (mask + _BOTTOM) & _BOARD
+    obs = np.asarray(view, dtype=np.float32).reshape(-1)
+    if obs.size != ROWS * COLS * 2:
+        raise ValueError(f"a Connect Four observation has 84 values, got {obs.size}")
+    mine, mask = search.bitboards_of_planes(obs)
+    return int(mine), int(mask)
 
 
 def _columns(cells: int) -> list[int]:
     """Columns (centre-first) that contain at least one of ``cells``."""
-    return [c for c in _CENTRE_ORDER if cells & _COL_MASK[c]]
+    return [int(c) for c in search.CENTRE_ORDER if cells & int(search.COL_MASK[c])]
 
 
 def _legal_columns(mask: int) -> list[int]:
-    return [c for c in range(COLS) if not mask & _TOP_CELL[c]]
+    return [c for c in range(COLS) if not mask & int(search.TOP_CELL[c])]
 
 
-def _play(pos: int, mask: int, col: int) -> tuple[int, int]:
-    """Position after the player to move drops a piece in ``col``, seen by the *next* player."""
-    return pos ^ mask, mask | (mask + _BOTTOM_CELL[col])
+def _winning_cells(pos: int, mask: int) -> int:
+    return int(search.winning_cells(pos, mask))
 
 
-def _open_twos(pos: int, empty: int) -> int:
-    """Lines of four holding exactly two of ``pos``'s pieces and two empty cells."""
-    total = 0
-    for s in (1, _H1, _H1 - 1, _H1 + 1):
-        p0, p1, p2, p3 = pos, pos >> s, pos >> 2 * s, pos >> 3 * s
-        e0, e1, e2, e3 = empty, empty >> s, empty >> 2 * s, empty >> 3 * s
-        # Each line (identified by its first cell) matches at most one of the six patterns, so
-        # OR-ing them and counting bits counts lines.
-        total += (
-            (p0 & p1 & e2 & e3)
-            | (p0 & p2 & e1 & e3)
-            | (p0 & p3 & e1 & e2)
-            | (p1 & p2 & e0 & e3)
-            | (p1 & p3 & e0 & e2)
-            | (p2 & p3 & e0 & e1)
-        ).bit_count()
-    return total
-
-
-@lru_cache(maxsize=1 << 16)  # bounded: ~15 MB at most, reused across calls
-def _heuristic(pos: int, mask: int) -> int:
-    """Static score of a position for the player to move (``pos``).
-
-    Counts threats (empty cells that would complete four), lines with two pieces and two empty
-    cells, and centre pieces, each mine minus the opponent's. Threats on rows of the owner's
-    parity count extra: when the board fills up, the first player can usually claim cells on
-    odd rows (from the bottom) and the second player cells on even rows, so those threats are
-    the ones that decide endgames.
-    """
-    opp = pos ^ mask
-    empty = _BOARD ^ mask
-    my_threats, opp_threats = _winning_cells(pos, mask), _winning_cells(opp, mask)
-    # equal piece counts <=> the player to move is the one who moved first
-    my_rows, opp_rows = (
-        (_ODD_ROWS, _EVEN_ROWS) if mask.bit_count() % 2 == 0 else (_EVEN_ROWS, _ODD_ROWS)
-    )
-    return (
-        _THREAT_WEIGHT * (my_threats.bit_count() - opp_threats.bit_count())
-        + _PARITY_WEIGHT
-        * ((my_threats & my_rows).bit_count() - (opp_threats & opp_rows).bit_count())
-        + _TWO_WEIGHT * (_open_twos(pos, empty) - _open_twos(opp, empty))
-        + _CENTRE_WEIGHT * ((pos & _CENTRE).bit_count() - (opp & _CENTRE).bit_count())
-    )
+def _playable(mask: int) -> int:
+    return int(search.playable(mask))
 
 
 def _expert_depth(mask: int) -> int:
-    """Search depth of the expert: at least EXPERT_DEPTH, deeper while the budget allows."""
-    n_cols = len(_legal_columns(mask))
-    depth = EXPERT_DEPTH
-    while n_cols ** (depth + 1) <= EXPERT_NODE_BUDGET and depth < ROWS * COLS:
-        depth += 1
-    return depth
+    return int(search.expert_depth(mask))
 
 
-def _negamax(pos: int, mask: int, depth: int, alpha: int, beta: int, ply: int) -> int:
-    """Fail-soft alpha-beta score of the position for the player to move, ``depth`` plies deep.
-
-    Wins score ``_WIN - plies until the win`` so that faster wins (and slower losses) are
-    preferred. A depth-``d`` search sees every win that happens within ``d`` plies and no other.
-    """
-    possible = _playable(mask)
-    if possible == 0:
-        return 0  # full board: draw
-    if depth == 0:
-        return _heuristic(pos, mask)
-    if _winning_cells(pos, mask) & possible:
-        return _WIN - ply - 1
-    candidates = [c for c in _CENTRE_ORDER if not mask & _TOP_CELL[c]]
-    if depth >= 2:
-        # The opponent's playable wins must be blocked; with two of them the game is lost. Only
-        # applied when the search would see that reply anyway, so depths keep their meaning.
-        threats = _winning_cells(pos ^ mask, mask) & possible
-        if threats:
-            if threats & (threats - 1):
-                return -(_WIN - ply - 2)
-            candidates = _columns(threats)
-    best = -_INF
-    for col in candidates:
-        child_pos, child_mask = _play(pos, mask, col)
-        score = -_negamax(child_pos, child_mask, depth - 1, -beta, -alpha, ply + 1)
-        if score > best:
-            best = score
-            if score > alpha:
-                alpha = score
-                if alpha >= beta:
-                    break
-    return best
-
-
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 16)  # a dictionary look-up is still cheaper than the compiled search
 def _expert_move(pos: int, mask: int) -> int:
     """The expert's column for the player to move (see :func:`expert`)."""
-    possible = _playable(mask)
-    if possible == 0:
-        return 3  # full board: nothing is legal; any column (the env ends such games anyway)
-    wins = _winning_cells(pos, mask) & possible
-    if wins:
-        return _columns(wins)[0]
-    threats = _winning_cells(pos ^ mask, mask) & possible
-    # A block is compulsory; with two threats either block loses, the search picks one anyway.
-    candidates = _columns(threats) if threats else _columns(possible)
-    if len(candidates) == 1:
-        return candidates[0]
-    depth = _expert_depth(mask)
-    best_col, best, alpha = candidates[0], -_INF, -_INF
-    for col in candidates:
-        child_pos, child_mask = _play(pos, mask, col)
-        score = -_negamax(child_pos, child_mask, depth - 1, -_INF, -alpha, 1)
-        # strict: among equal scores the earlier (more central) column stays
-        if score > best:
-            best_col, best = col, score
-            alpha = max(alpha, score)
-    return best_col
+    return int(search.expert_move(pos, mask))
 
 
 @lru_cache(maxsize=1 << 16)
 def _best_columns(pos: int, mask: int, depth: int) -> tuple[int, ...]:
     """All columns with the best depth-``depth`` negamax score (the search opponent ties)."""
-    possible = _playable(mask)
-    wins = _winning_cells(pos, mask) & possible
-    if wins:
-        return tuple(sorted(_columns(wins)))
-    best, ties = -_INF, []
-    for col in _CENTRE_ORDER:
-        if mask & _TOP_CELL[col]:
-            continue
-        child_pos, child_mask = _play(pos, mask, col)
-        # Window (best - 1, inf): a move worse than the best so far fails low (score < best), a
-        # move at least as good gets its exact score, so ties are found without full windows.
-        alpha = best - 1 if ties else -_INF
-        score = -_negamax(child_pos, child_mask, depth - 1, -_INF, -alpha, 1)
-        if score > best:
-            best, ties = score, [col]
-        elif score == best:
-            ties.append(col)
-    return tuple(sorted(ties))
+    return tuple(int(c) for c in search.best_columns(pos, mask, depth))
+
+
+@lru_cache(maxsize=1 << 14)
+def _column_scores(pos: int, mask: int) -> tuple[int | None, ...]:
+    """Exact negamax score of playing each column (``None`` if full) for the player to move;
+    see :func:`tutorl.envs.connect_four_search.column_scores`."""
+    return tuple(None if s == search.NO_SCORE else int(s) for s in search.column_scores(pos, mask))
 
 
 # Scores at least this large are forced results (a win within the 42 plies a game can last),
 # smaller ones are heuristic evaluations (at most a few hundred).
-_CONCLUSIVE = _WIN - ROWS * COLS - 1
+_CONCLUSIVE = search.WIN - ROWS * COLS - 1
 # Heuristic scores are squashed into (-1, 1) as h / (|h| + _VALUE_SCALE): a lead worth two
 # threats on the owner's parity rows (2 * 24 = 48) maps to 1/2. Over random positions half the
 # heuristic scores are within +-9 (values within +-0.16) and 90% within +-27 (+-0.36), so only
 # forced results come near +-1.
-_VALUE_SCALE = 2 * (_THREAT_WEIGHT + _PARITY_WEIGHT)
+_VALUE_SCALE = 48
 
 
 def _score_value(score: int) -> float:
@@ -284,29 +118,6 @@ def _score_value(score: int) -> float:
     if score <= -_CONCLUSIVE:
         return -1.0
     return score / (abs(score) + _VALUE_SCALE)
-
-
-@lru_cache(maxsize=1 << 14)
-def _column_scores(pos: int, mask: int) -> tuple[int | None, ...]:
-    """Exact negamax score of playing each column (``None`` if full) for the player to move.
-
-    The search is the expert's: the same depth (:func:`_expert_depth`), the same negamax below the
-    move, a full window (so every column's score is exact, not a bound) and an immediate win
-    scored as in the search (``_WIN - 1``). The columns with the best score are
-    :func:`_best_columns` at that depth, which include the expert's move.
-    """
-    depth = _expert_depth(mask)
-    wins = _winning_cells(pos, mask) & _playable(mask)
-    scores: list[int | None] = []
-    for col in range(COLS):
-        if mask & _TOP_CELL[col]:
-            scores.append(None)
-        elif wins & _COL_MASK[col]:
-            scores.append(_WIN - 1)
-        else:
-            child_pos, child_mask = _play(pos, mask, col)
-            scores.append(-_negamax(child_pos, child_mask, depth - 1, -_INF, _INF, 1))
-    return tuple(scores)
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,8 +280,76 @@ def parse_opponent(opponent: str) -> tuple[str, int]:
     return kind, int(depth)
 
 
+class _PettingZooGame:
+    """The reference backend: PettingZoo's ``connect_four_v3`` decides moves, wins and draws."""
+
+    def __init__(self) -> None:
+        # connect_four_v3.env() itself: importing it through `pettingzoo.classic` is the same
+        # function but emits a DeprecationWarning on import in PettingZoo >= 1.26.
+        from pettingzoo.classic.connect_four.connect_four import env as connect_four_v3_env
+
+        self._game = connect_four_v3_env()
+        self._seat = "player_0"
+
+    def reset(self, agent_first: bool) -> None:
+        self._seat = "player_0" if agent_first else "player_1"
+        self._game.reset()
+
+    def play(self, col: int) -> None:
+        self._game.step(col)
+
+    def observe(self, out: np.ndarray) -> None:
+        out[:] = self._game.observe(self._seat)["observation"].reshape(-1)
+
+    def result(self) -> float | None:
+        """The agent's reward if the game is over, else None."""
+        if self._game.terminations[self._seat] or self._game.truncations[self._seat]:
+            return float(self._game.rewards[self._seat])
+        return None
+
+    def close(self) -> None:
+        self._game.close()
+
+
+class _BitboardGame:
+    """The fast backend: the same game on two integers (the agent's pieces, every piece)."""
+
+    def __init__(self) -> None:
+        self._agent = 0
+        self._mask = 0
+        self._agent_to_move = True
+        self._result: float | None = None
+
+    def reset(self, agent_first: bool) -> None:
+        self._agent, self._mask = 0, 0
+        self._agent_to_move = agent_first
+        self._result = None
+
+    def play(self, col: int) -> None:
+        cell = (self._mask + int(search.BOTTOM_CELL[col])) & int(search.COL_MASK[col])
+        self._mask |= cell
+        if self._agent_to_move:
+            self._agent |= cell
+        mover = self._agent if self._agent_to_move else self._agent ^ self._mask
+        # as PettingZoo: a line of four wins even if it fills the board; else a full board draws
+        if search.has_four(mover):
+            self._result = 1.0 if self._agent_to_move else -1.0
+        elif self._mask == search.BOARD:
+            self._result = 0.0
+        self._agent_to_move = not self._agent_to_move
+
+    def observe(self, out: np.ndarray) -> None:
+        search.planes_of_bitboards(self._agent, self._mask, out)
+
+    def result(self) -> float | None:
+        return self._result
+
+    def close(self) -> None:
+        pass
+
+
 class ConnectFourEnv(gym.Env):
-    """Connect Four (PettingZoo's ``connect_four_v3``) against a fixed opponent.
+    """Connect Four against a fixed opponent.
 
     Observation: the agent's view of the grid, 84 floats = the (6, 7, 2) planes flattened
     (plane 0 the agent's pieces, plane 1 the opponent's, row 0 the top). Action: the column to
@@ -486,6 +365,8 @@ class ConnectFourEnv(gym.Env):
         deterministic: few positions have exactly tied scores).
     :param agent_first: who moves first each episode: ``"random"`` (a fair coin from the env's
         RNG), ``"always"`` or ``"never"``.
+    :param backend: ``"bitboard"`` (the default, fast) or ``"pettingzoo"`` (PettingZoo's
+        ``connect_four_v3``, the reference). Both give the same episodes for the same seed.
     :param render_mode: ``None`` or ``"ansi"`` (``render()`` returns :func:`describe`'s text).
     """
 
@@ -495,6 +376,7 @@ class ConnectFourEnv(gym.Env):
         self,
         opponent: str = "greedy",
         agent_first: str = "random",
+        backend: str = "bitboard",
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
@@ -503,22 +385,22 @@ class ConnectFourEnv(gym.Env):
         if agent_first not in ("random", "always", "never"):
             raise ValueError(f"unknown agent_first {agent_first!r}; use random, always or never")
         self.agent_first = agent_first
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS)}")
+        self.backend = backend
         if render_mode not in (None, "ansi"):
             raise ValueError(f"unsupported render_mode {render_mode!r}; use None or 'ansi'")
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0.0, 1.0, shape=(ROWS * COLS * 2,), dtype=np.float32)
         self.action_space = spaces.Discrete(COLS)
-        self._game = connect_four_v3_env()
-        self._agent = "player_0"
-        self._opp = "player_1"
+        self._game = _BitboardGame() if backend == "bitboard" else _PettingZooGame()
         self._obs = np.zeros(ROWS * COLS * 2, dtype=np.float32)
         self._done = True
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _observe(self) -> np.ndarray:
-        planes = self._game.observe(self._agent)["observation"]
-        return planes.reshape(-1).astype(np.float32)
+    def _observe(self) -> None:
+        self._game.observe(self._obs)
 
     def _opponent_action(self) -> int:
         # The opponent is the player to move: its pieces are plane 1 of the agent's observation.
@@ -540,15 +422,11 @@ class ConnectFourEnv(gym.Env):
         choices = _best_columns(pos, mask, self._opp_depth)
         return int(choices[self.np_random.integers(len(choices))])
 
-    def _game_over(self) -> bool:
-        return bool(self._game.terminations[self._agent] or self._game.truncations[self._agent])
-
-    def _final_info(self, info: dict[str, Any], illegal: bool = False) -> tuple[float, dict]:
-        reward = -1.0 if illegal else float(self._game.rewards[self._agent])
+    def _final_info(self, info: dict[str, Any], reward: float, illegal: bool = False) -> dict:
         outcome = "win" if reward > 0 else "loss" if reward < 0 else "draw"
         info.update(outcome=outcome, is_success=outcome == "win", illegal_move=illegal)
         self._done = True
-        return reward, info
+        return info
 
     # -- gymnasium API --------------------------------------------------------------------
 
@@ -560,16 +438,15 @@ class ConnectFourEnv(gym.Env):
             first = bool(self.np_random.random() < 0.5)
         else:
             first = self.agent_first == "always"
-        self._agent, self._opp = ("player_0", "player_1") if first else ("player_1", "player_0")
-        self._game.reset()
+        self._game.reset(first)
         self._done = False
         info: dict[str, Any] = {"agent_first": first}
-        self._obs = self._observe()
+        self._observe()
         if not first:
             action = self._opponent_action()
-            self._game.step(action)  # an opening move can neither win nor fill the board
+            self._game.play(action)  # an opening move can neither win nor fill the board
             info["opponent_action"] = action
-            self._obs = self._observe()
+            self._observe()
         return self._obs.copy(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -580,17 +457,18 @@ class ConnectFourEnv(gym.Env):
         if not 0 <= col < COLS or self._obs[2 * col] + self._obs[2 * col + 1] > 0:
             # Handled here rather than by PettingZoo's TerminateIllegalWrapper, which would end
             # the game the same way but log a warning on every illegal move of a DQN run.
-            reward, info = self._final_info(info, illegal=True)
-            return self._obs.copy(), reward, True, False, info
-        self._game.step(col)
-        self._obs = self._observe()
-        if not self._game_over():
+            info = self._final_info(info, -1.0, illegal=True)
+            return self._obs.copy(), -1.0, True, False, info
+        self._game.play(col)
+        self._observe()
+        if self._game.result() is None:
             action_opp = self._opponent_action()
-            self._game.step(action_opp)
+            self._game.play(action_opp)
             info["opponent_action"] = action_opp
-            self._obs = self._observe()
-        if self._game_over():
-            reward, info = self._final_info(info)
+            self._observe()
+        reward = self._game.result()
+        if reward is not None:
+            info = self._final_info(info, reward)
             return self._obs.copy(), reward, True, False, info
         return self._obs.copy(), 0.0, False, False, info
 
@@ -600,9 +478,7 @@ class ConnectFourEnv(gym.Env):
         :return: bool array of shape (7,). On a full board (a finished draw) every entry is True
             rather than all False, which would make a masked distribution undefined.
         """
-        mask = np.array(
-            [self._obs[2 * c] + self._obs[2 * c + 1] == 0 for c in range(COLS)], dtype=bool
-        )
+        mask = (self._obs[0 : 2 * COLS : 2] + self._obs[1 : 2 * COLS : 2]) == 0
         return mask if mask.any() else np.ones(COLS, dtype=bool)
 
     def render(self) -> str | None:
@@ -645,6 +521,6 @@ GAME = Game(
     default_steps=200_000,
     has_outcomes=True,
     rules=RULES,
-    options={"opponent": "greedy", "agent_first": "random"},
+    options={"opponent": "greedy", "agent_first": "random", "backend": "bitboard"},
     action_values=action_values,
 )
