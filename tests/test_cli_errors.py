@@ -56,6 +56,17 @@ CASES = [
     (["sweep", "{tmp}/nan.yaml", "--out", "{tmp}/s"], {}, "finite number"),
     (["evaluate", "--env", "blackjack", "--policy", "expert", "--episodes", "100000000"], {},
      "at most 100,000"),
+    (["train", "--env", "blackjack", "--algo", "ppo", "--tutor", "llm", "--llm-timeout", "0"],
+     {}, "llm-timeout: Input should be greater than 0"),
+    (["tutor-eval", "--env", "blackjack", "--tutor", "llm", "--llm-timeout", "nan"], {},
+     "llm-timeout: Input should be a finite number"),
+    (["ask", "--env", "blackjack", "--llm-concurrency", "0"], {},
+     "llm-concurrency: Input should be greater than or equal to 1"),
+    (["ultra", "--env", "blackjack", "--algo", "ppo", "--llm-concurrency", "0", "--out",
+      "{tmp}/u"], {},
+     "llm-concurrency: Input should be greater than or equal to 1"),
+    (["train", "--env", "connect_four", "--algo", "ppo", "--env-option", "backend=c"], {},
+     "unknown backend 'c'"),
 ]  # fmt: skip
 
 

@@ -47,11 +47,16 @@ def _free_port() -> int:
 
 
 class Stub:
-    """Answers POSTs with a scripted function ``reply(path, body) -> (status, text, delay)``."""
+    """Answers POSTs with a scripted function ``reply(path, body) -> (status, text, delay)``
+    or ``(status, text, delay, drip)``: ``drip`` seconds between the answer's bytes. Counts
+    the requests in flight at once (``max_in_flight``)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict, dict]] = []
         self.reply = lambda path, body: (200, "{}", 0.0)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,7 +68,10 @@ class Stub:
                 except ValueError:
                     body = {}
                 stub.requests.append((self.path, dict(self.headers), body))
-                status, text, delay = stub.reply(self.path, body)
+                with lock:
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                status, text, delay, *drip = stub.reply(self.path, body)
                 if delay:
                     time.sleep(delay)
                 data = text.encode()
@@ -72,9 +80,18 @@ class Stub:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if drip:
+                        for i in range(len(data)):
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(drip[0])
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
+                finally:
+                    with lock:
+                        stub.in_flight -= 1
 
             def log_message(self, *args):
                 pass
@@ -130,14 +147,78 @@ def test_server_down_fails_fast_with_bounded_retries():
         llm.generate([GenerateRequest("p", "t")])
 
 
-def test_timeout_is_bounded(stub):
+def test_timeout_is_a_total_deadline_retries_included(stub):
     stub.reply = lambda path, body: (200, _completion({" hit": -0.1}), 3.0)
     llm = _client(stub.url, timeout=0.3, max_retries=1)
     t0 = time.monotonic()
     with pytest.raises(LLMUnavailableError, match="timed out"):
         llm.score([REQ])
-    assert time.monotonic() - t0 < 2.5
-    assert llm.stats["requests"] == 2
+    assert time.monotonic() - t0 < 1.5
+    assert llm.stats["requests"] == 1  # no retry starts after the deadline
+    assert llm.stats["failures"] == 1
+
+
+def test_a_dripping_server_is_cut_at_the_deadline(stub):
+    # One byte every 0.1 s: each read arrives well within any read timeout, so only a total
+    # deadline ends it (the answer would take ~8 s).
+    stub.reply = lambda path, body: (200, _completion({" hit": -0.1}), 0.0, 0.1)
+    llm = _client(stub.url, timeout=1.0, max_retries=2)
+    t0 = time.monotonic()
+    with pytest.raises(LLMUnavailableError, match="deadline"):
+        llm.score([REQ])
+    assert time.monotonic() - t0 < 2.0
+    assert llm.stats["failures"] == 1
+
+
+def test_a_dripping_server_is_a_counted_fallback_for_the_tutor(stub):
+    from tutorl.envs import get_game
+    from tutorl.tutor.llm_tutor import LLMTutor
+
+    stub.reply = lambda path, body: (200, _completion({" hit": -0.1}), 0.0, 0.1)
+    tutor = LLMTutor(get_game("blackjack"), _client(stub.url, timeout=0.5, max_retries=0))
+    [advice] = tutor.advise([np.array([15, 10, 0])])
+    assert advice.source == "fallback" and advice.action == -1
+    assert tutor.failures["LLMUnavailableError"] == 1
+
+
+def _echo_reply(path, body):
+    """A completion whose most likely token names the request (the last word of its prompt),
+    after a delay: answers that arrive out of order would show."""
+    word = body["prompt"].split()[-1]
+    return 200, _completion({f" {word}": -0.1, " other": -2.5}), 0.2
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_requests_of_one_call_run_concurrently_in_order(stub, concurrency):
+    stub.reply = _echo_reply
+    llm = _client(stub.url, concurrency=concurrency)
+    words = [f"w{i}" for i in range(8)]
+    requests = [ScoreRequest("", f"say {w}", (f" {w}", " other")) for w in words]
+    scores = llm.score(requests)
+    assert [s[0] for s in scores] == pytest.approx([-0.1] * 8)  # each its own answer
+    assert stub.max_in_flight == concurrency
+    llm.close()
+
+
+def test_one_failed_request_fails_the_call_after_all_have_ended(stub):
+    def reply(path, body):
+        if body["prompt"].endswith("w3"):
+            return 400, '{"error": "bad"}', 0.0
+        return _echo_reply(path, body)
+
+    stub.reply = reply
+    llm = _client(stub.url, concurrency=8)
+    requests = [ScoreRequest("", f"say w{i}", (f" w{i}", " other")) for i in range(6)]
+    with pytest.raises(LLMResponseError, match="HTTP 400"):
+        llm.score(requests)
+    assert stub.in_flight == 0 and len(stub.requests) == 6
+
+
+def test_bad_timeout_and_concurrency_are_refused():
+    with pytest.raises(ValueError, match="timeout"):
+        _client("http://127.0.0.1:1/v1", timeout=0)
+    with pytest.raises(ValueError, match="concurrency"):
+        _client("http://127.0.0.1:1/v1", concurrency=0)
 
 
 def test_server_errors_are_retried_then_succeed(stub):
@@ -245,6 +326,53 @@ def test_colliding_first_tokens_extend_the_prompt(stub):
     assert all(
         b["max_tokens"] == 1 and b["logprobs"] == llm.top_logprobs for *_, b in stub.requests
     )
+
+
+def test_labels_sharing_a_first_token_are_scored_in_one_round_trip(stub):
+    # Connect Four's unprimed labels " column 0" ... share " column": ask for two tokens and
+    # read the continuation's top-K at the second position when the model's own first token is
+    # the shared one.
+    def reply(path, body):
+        assert body["max_tokens"] == 2
+        first = {" column": -0.1, " the": -2.5}
+        second = {" 3": -0.5, " 2": -1.5, " 4": -2.0}
+        answer = {"tokens": [" column", " 3"], "top_logprobs": [first, second]}
+        return 200, json.dumps({"choices": [{"text": " column 3", "logprobs": answer}]}), 0.0
+
+    stub.reply = reply
+    choices = tuple(f" column {c}" for c in range(7))
+    [scores] = _client(stub.url).score([ScoreRequest("q\n", "a:", choices)])
+    assert len(stub.requests) == 1
+    assert scores[3] == pytest.approx(-0.6) and scores[2] == pytest.approx(-1.6)
+    assert scores[4] == pytest.approx(-2.1)
+
+
+def test_a_first_token_other_than_the_shared_one_costs_a_second_round_trip(stub):
+    def reply(path, body):
+        if body["prompt"].endswith(" column"):
+            top = {" 3": -0.5, " 2": -1.5}
+            return (
+                200,
+                json.dumps(
+                    {
+                        "choices": [
+                            {"text": " 3", "logprobs": {"tokens": [" 3"], "top_logprobs": [top]}}
+                        ]
+                    }
+                ),
+                0.0,
+            )
+        answer = {
+            "tokens": [" the", " best"],
+            "top_logprobs": [{" the": -0.2, " column": -1.0}, {" best": -0.1}],
+        }
+        return 200, json.dumps({"choices": [{"text": " the best", "logprobs": answer}]}), 0.0
+
+    stub.reply = reply
+    choices = tuple(f" column {c}" for c in range(7))
+    [scores] = _client(stub.url).score([ScoreRequest("q\n", "a:", choices)])
+    assert [b["prompt"] for *_, b in stub.requests] == ["q\na:", "q\na: column"]
+    assert scores[3] == pytest.approx(-1.5)
 
 
 def test_prefix_choice_gets_the_stop_probability(stub):

@@ -66,9 +66,13 @@ def _llm_fields(
     cache: bool,
     describer: str = "default",
     calibrate: str = "none",
+    timeout: float = 60.0,
+    concurrency: int = 8,
 ) -> dict[str, Any]:
     """The LLM-tutor part of a run configuration, from the CLI's shared LLM options."""
     return {
+        "llm_timeout": timeout,
+        "llm_concurrency": concurrency,
         "llm": model,
         "llm_url": url,
         "llm_mode": mode,
@@ -152,6 +156,22 @@ LLMModeOpt = Annotated[
 LLMKeyOpt = Annotated[
     str,
     typer.Option("--llm-api-key-env", help="Environment variable holding the endpoint's key."),
+]
+LLMTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--llm-timeout",
+        help="--llm-url: most seconds one request may take, retries included (a hanging or "
+        "dripping server is cut there and the advice falls back to the student).",
+    ),
+]
+LLMConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--llm-concurrency",
+        help="--llm-url: requests of one step in flight at once (vLLM/Ollama serve them in "
+        "parallel; use 1 for llama-cpp-python's server, which handles one at a time).",
+    ),
 ]
 PromptOpt = Annotated[
     Path | None, typer.Option("--prompt-template", help="Your own prompt template file.")
@@ -253,6 +273,8 @@ def train(
     llm_url: LLMUrlOpt = None,
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    llm_timeout: LLMTimeoutOpt = 60.0,
+    llm_concurrency: LLMConcurrencyOpt = 8,
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
     llm_calibrate: CalibrateOpt = "none",
@@ -299,6 +321,8 @@ def train(
             cache,
             describer,
             llm_calibrate,
+            llm_timeout,
+            llm_concurrency,
         ),
     )
     from tutorl.rl.train import train as train_run
@@ -372,6 +396,8 @@ def compare(
     llm_url: LLMUrlOpt = None,
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    llm_timeout: LLMTimeoutOpt = 60.0,
+    llm_concurrency: LLMConcurrencyOpt = 8,
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
     llm_calibrate: CalibrateOpt = "none",
@@ -434,6 +460,8 @@ def compare(
             cache,
             describer,
             llm_calibrate,
+            llm_timeout,
+            llm_concurrency,
         ),
     )
     game = get_game(env)
@@ -707,6 +735,8 @@ def ultra(
     llm_model: LLMModelOpt = None,
     llm_url: LLMUrlOpt = None,
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    llm_timeout: LLMTimeoutOpt = 60.0,
+    llm_concurrency: LLMConcurrencyOpt = 8,
     env_option: EnvOptionOpt = None,
 ) -> None:
     """ULTRA: name an agent's critical states (LLM or expert), refine it, compare variants."""
@@ -731,6 +761,8 @@ def ultra(
             llm=llm_model,
             llm_url=llm_url,
             llm_api_key_env=llm_api_key_env,
+            llm_timeout=llm_timeout,
+            llm_concurrency=llm_concurrency,
             env_options=_parse_env_options(env_option),
         )
     except ValidationError as error:
@@ -835,6 +867,8 @@ def ask(
     llm_url: LLMUrlOpt = None,
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    llm_timeout: LLMTimeoutOpt = 60.0,
+    llm_concurrency: LLMConcurrencyOpt = 8,
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
     llm_calibrate: CalibrateOpt = "none",
@@ -863,6 +897,8 @@ def ask(
             cache,
             describer,
             llm_calibrate,
+            llm_timeout,
+            llm_concurrency,
         ),
     )
     if tutor == "none":
@@ -985,6 +1021,8 @@ def tutor_eval(
     llm_url: LLMUrlOpt = None,
     llm_mode: LLMModeOpt = "score",
     llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
+    llm_timeout: LLMTimeoutOpt = 60.0,
+    llm_concurrency: LLMConcurrencyOpt = 8,
     prompt_template: PromptOpt = None,
     describer: DescriberOpt = "default",
     llm_calibrate: CalibrateOpt = "none",
@@ -1015,6 +1053,8 @@ def tutor_eval(
         cache,
         describer,
         llm_calibrate,
+        llm_timeout,
+        llm_concurrency,
     )
     results = []
     # By default every game a tutor can advise: discrete actions and an expert to agree with.

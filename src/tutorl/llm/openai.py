@@ -38,12 +38,26 @@ fails for another reason (401, a timeout) raises as usual and changes nothing. A
 silently ignores the field returns unconstrained text, which is why callers validate every
 answer.
 
+Every request has a **total deadline** (``timeout`` seconds, retries included): the answer is
+read as a stream and the request is cut when the deadline passes, so a server that drips one
+byte at a time cannot hold it longer than a silent one (httpx's own timeouts bound each read, not
+the whole answer).
+
+The requests of one call (the states of one vectorised step) are sent **concurrently**, up to
+``concurrency`` at a time, and the answers returned in order. Servers that handle one request
+at a time gain nothing from it; llama-cpp-python's server must get ``concurrency=1`` (it is
+meant for one client, see the README).
+
+When the choices share a first token (Connect Four's " column 0" ... " column 6"), the
+completions path asks for two tokens: if the model's own first token is that shared one, the
+second position's top-K already scores the continuations and no second round trip is needed.
+
 Failures raise :class:`~tutorl.llm.base.LLMError` subclasses: connection errors, timeouts,
-HTTP 429 and 5xx are retried a bounded number of times with exponential backoff, then raise
-:class:`~tutorl.llm.base.LLMUnavailableError`; HTTP 4xx and malformed answers raise
-:class:`~tutorl.llm.base.LLMResponseError` at once. The API key is read from an environment
-variable (its *name* is configurable), sent only as a Bearer header, and never appears in a
-repr, an exception message or a file.
+HTTP 429 and 5xx are retried a bounded number of times with exponential backoff within the
+deadline, then raise :class:`~tutorl.llm.base.LLMUnavailableError`; HTTP 4xx and malformed
+answers raise :class:`~tutorl.llm.base.LLMResponseError` at once. The API key is read from an
+environment variable (its *name* is configurable), sent only as a Bearer header, and never
+appears in a repr, an exception message or a file.
 """
 
 from __future__ import annotations
@@ -52,8 +66,10 @@ import json
 import math
 import os
 import re
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -87,10 +103,13 @@ class OpenAICompatibleLLM:
     :param model: The endpoint's model name (e.g. an Ollama tag, ``"llama3.1:8b"``).
     :param api_key_env: *Name* of the environment variable holding the API key, read at each
         request and never stored; no key is sent if it is unset or empty.
-    :param timeout: Seconds for reading an answer (per attempt).
+    :param timeout: Total deadline of one request in seconds, its retries included: no
+        request, however slowly its answer arrives, takes longer.
     :param connect_timeout: Seconds for opening the connection (per attempt).
     :param max_retries: Retries after the first attempt on connection errors, timeouts,
-        429 and 5xx (so at most ``max_retries + 1`` attempts).
+        429 and 5xx (so at most ``max_retries + 1`` attempts), while the deadline allows.
+    :param concurrency: How many requests of one call are in flight at once (1: one after
+        another, for servers that serialise requests, such as llama-cpp-python's).
     :param backoff: First retry delay in seconds; doubles each retry, capped at 8 s.
     :param top_logprobs: K, how many alternatives the endpoint returns per position.
     :param score_endpoint: ``"auto"`` (completions, falling back to chat), ``"completions"``
@@ -114,8 +133,13 @@ class OpenAICompatibleLLM:
         top_logprobs: int = 20,
         score_endpoint: str = "auto",
         prompt_format: PromptFormat | None = None,
+        concurrency: int = 8,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency!r}")
         if score_endpoint not in ("auto", "completions", "chat"):
             raise ValueError(
                 f"score_endpoint must be auto|completions|chat, got {score_endpoint!r}"
@@ -131,11 +155,18 @@ class OpenAICompatibleLLM:
         self.score_endpoint = score_endpoint
         self.prompt_format: PromptFormat = prompt_format or RawFormat()
         self.identity = f"openai:{self.base_url}:{model}:{self.prompt_format.name}"
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.concurrency = int(concurrency)
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             transport=transport,
             follow_redirects=False,
+            # enough pooled connections for the concurrent requests of one call
+            limits=httpx.Limits(max_connections=max(10, self.concurrency)),
         )
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
         #: Counters: HTTP attempts, retries, failures raised, structured-output forms the
         #: endpoint rejected (each followed by a retry with the next form).
         self.stats = {"requests": 0, "retries": 0, "failures": 0, "structured_rejected": 0}
@@ -156,8 +187,27 @@ class OpenAICompatibleLLM:
         )
 
     def close(self) -> None:
-        """Close the HTTP connection pool."""
+        """Close the HTTP connection pool (and the threads sending concurrent requests)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self._client.close()
+
+    def _count(self, key: str) -> None:
+        with self._lock:  # requests of one call run in several threads
+            self.stats[key] += 1
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``[fn(x) for x in items]``, up to ``concurrency`` at a time, answers in order; the
+        first failure (in order) is raised once every request has ended."""
+        if self.concurrency == 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="tutorl-http")
+        futures = [self._pool.submit(fn, x) for x in items]
+        for future in futures:
+            future.exception()  # wait for all, so no request outlives the call
+        return [future.result() for future in futures]
 
     # ---------------------------------------------------------------- HTTP with retries
 
@@ -168,7 +218,7 @@ class OpenAICompatibleLLM:
         return text
 
     def _post(self, path: str, body: dict[str, Any], rejects: str | None = None) -> dict[str, Any]:
-        """POST with bounded retries.
+        """POST with bounded retries, all within the request's deadline.
 
         :param rejects: Name of an optional body field being tried: an answer saying the
             request was not accepted (HTTP 400/422, or a 500 that names the field, which is
@@ -180,81 +230,112 @@ class OpenAICompatibleLLM:
         key = self._api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        deadline = time.monotonic() + self.timeout
         attempt = 0
         while True:
-            self.stats["requests"] += 1
+            self._count("requests")
             problem: str
             try:
-                response = self._client.post(url, json=body, headers=headers)
+                status, text = self._send(url, body, headers, deadline)
+            except _DeadlinePassed:
+                problem = f"no complete answer within the {self.timeout:g} s deadline"
             except httpx.TimeoutException as exc:
                 problem = f"timed out ({type(exc).__name__})"
             except httpx.TransportError as exc:
                 problem = f"connection failed ({type(exc).__name__})"
             else:
-                if response.status_code < 400:
-                    return self._parse_json(response, url)
-                if rejects is not None and _rejected(response, rejects):
-                    self.stats["structured_rejected"] += 1
-                    raise _FormRejected(
-                        response.status_code,
-                        self._redact(
-                            f"POST {url}: HTTP {response.status_code}: {_excerpt(response.text)}"
-                        ),
-                    )
-                if response.status_code not in _RETRY_STATUS:
-                    self.stats["failures"] += 1
-                    raise _HTTPStatus(
-                        response.status_code,
-                        self._redact(
-                            f"POST {url}: HTTP {response.status_code}: {_excerpt(response.text)}"
-                        ),
-                    )
-                problem = f"HTTP {response.status_code}"
-            if attempt >= self.max_retries:
-                self.stats["failures"] += 1
+                if status < 400:
+                    return self._parse_json(text, url)
+                message = self._redact(f"POST {url}: HTTP {status}: {_excerpt(text)}")
+                if rejects is not None and _rejected(status, text, rejects):
+                    self._count("structured_rejected")
+                    raise _FormRejected(status, message)
+                if status not in _RETRY_STATUS:
+                    self._count("failures")
+                    raise _HTTPStatus(status, message)
+                problem = f"HTTP {status}"
+            pause = min(self.backoff * 2**attempt, 8.0)
+            if attempt >= self.max_retries or time.monotonic() + pause >= deadline:
+                self._count("failures")
                 # "from None": the httpx exception holds the request, whose headers hold the key.
                 raise LLMUnavailableError(
                     self._redact(f"POST {url}: {problem} after {attempt + 1} attempt(s)")
                 ) from None
-            time.sleep(min(self.backoff * 2**attempt, 8.0))
+            time.sleep(pause)
             attempt += 1
-            self.stats["retries"] += 1
+            self._count("retries")
 
-    def _parse_json(self, response: httpx.Response, url: str) -> dict[str, Any]:
+    def _send(
+        self, url: str, body: dict[str, Any], headers: dict[str, str], deadline: float
+    ) -> tuple[int, str]:
+        """One attempt: ``(status, body text)``, cut when ``deadline`` passes.
+
+        The answer is read as a stream so that the deadline is checked between chunks; each
+        read also times out at the deadline, so a silent server is cut the same way.
+        """
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _DeadlinePassed
+        timeout = httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining))
+        chunks = []
+        with self._client.stream("POST", url, json=body, headers=headers, timeout=timeout) as r:
+            for chunk in r.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise _DeadlinePassed
+            return r.status_code, b"".join(chunks).decode("utf-8", errors="replace")
+
+    def _parse_json(self, text: str, url: str) -> dict[str, Any]:
         try:
-            data = response.json()
-        except (ValueError, UnicodeDecodeError):
-            self.stats["failures"] += 1
+            data = json.loads(text)
+        except ValueError:
+            self._count("failures")
             raise LLMResponseError(
-                self._redact(f"POST {url}: answer is not JSON: {_excerpt(response.text)}")
+                self._redact(f"POST {url}: answer is not JSON: {_excerpt(text)}")
             ) from None
         if not isinstance(data, dict):
-            self.stats["failures"] += 1
+            self._count("failures")
             raise LLMResponseError(f"POST {url}: answer is not a JSON object")
         return data
 
     # ---------------------------------------------------------------- scoring
 
-    def _completion_top(self, prompt: str) -> dict[str, float]:
+    def _completion_tops(self, prompt: str, n_tokens: int) -> list[tuple[str, dict[str, float]]]:
+        """The model's greedy tokens after ``prompt`` with the top-K log-probabilities at each
+        of their positions: ``[(token, top), ...]``, at least the first position."""
         data = self._post(
             "/completions",
             {
                 "model": self.model,
                 "prompt": prompt,
-                "max_tokens": 1,
+                "max_tokens": n_tokens,
                 "temperature": 0.0,
                 "logprobs": self.top_logprobs,
                 "seed": 0,
             },
         )
         try:
-            tops = data["choices"][0]["logprobs"]["top_logprobs"]
+            logprobs = data["choices"][0]["logprobs"]
+            tops = logprobs["top_logprobs"]
             first = tops[0] if tops else None
             if not isinstance(first, dict) or not first:
                 raise TypeError("empty top_logprobs")
-            return _merge({str(t): float(v) for t, v in first.items()})
+            out = [("", _merge({str(t): float(v) for t, v in first.items()}))]
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             raise _NoLogprobs("completions answer has no usable logprobs.top_logprobs") from None
+        # Later positions are a bonus (they save a round trip): use them only when well formed.
+        tokens = logprobs.get("tokens") if isinstance(logprobs, dict) else None
+        if isinstance(tokens, list) and len(tokens) == len(tops):
+            for i in range(1, len(tops)):
+                if not (isinstance(tokens[i - 1], str) and isinstance(tops[i], dict)):
+                    break
+                try:
+                    top = _merge({str(t): float(v) for t, v in tops[i].items()})
+                except (_NoLogprobs, TypeError, ValueError):
+                    break
+                out[i - 1] = (tokens[i - 1], out[i - 1][1])
+                out.append(("", top))
+        return out
 
     def _chat_top(self, request: ScoreRequest) -> dict[str, float]:
         data = self._post(
@@ -287,9 +368,24 @@ class OpenAICompatibleLLM:
         prompt = self.prompt_format.render(request.prefix, request.text, request.response_prefix)
         choices = request.choices
         scores = [0.0] * len(choices)
+        # Choices whose first word starts alike (" column 0", " column 1") probably share a
+        # first token: ask for a second one, which scores the continuation whenever the model's
+        # own first token is the shared one (else the walk below asks again).
+        shared = len(choices) > 1 and len({c.lstrip()[:1] for c in choices}) == 1
+        known: dict[str, dict[str, float]] = {}  # context -> top-K after prompt + context
+
+        def top_after(context: str) -> dict[str, float]:
+            if context not in known:
+                walked = context
+                for token, top in self._completion_tops(prompt + context, 2 if shared else 1):
+                    known[walked] = top
+                    if not token:
+                        break
+                    walked += token
+            return known[context]
 
         def walk(context: str, idxs: list[int], ended: list[int], acc: float) -> None:
-            top = self._completion_top(prompt + context)
+            top = top_after(context)
             remaining = {i: choices[i][len(context) :] for i in idxs}
             matched, missing = _match(remaining, top)
             if not context and not matched:
@@ -345,10 +441,7 @@ class OpenAICompatibleLLM:
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
         """Log-probability of each choice (see the module docstring for HTTP specifics)."""
-        out = []
-        for request in requests:
-            out.append(self._score_request(request))
-        return out
+        return self._map(self._score_request, requests)
 
     def _score_request(self, request: ScoreRequest) -> list[float]:
         if self.score_endpoint in ("auto", "completions"):
@@ -371,7 +464,7 @@ class OpenAICompatibleLLM:
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[str]:
         """Generated text per request (chat completions; see the module docstring)."""
-        return [self._generate_one(r) for r in requests]
+        return self._map(self._generate_one, requests)
 
     def _structured_fields(self, form: str, schema: str) -> dict[str, Any] | None:
         """The body fields of one structured-output form, or None if it cannot be built."""
@@ -441,14 +534,14 @@ class OpenAICompatibleLLM:
         except _HTTPStatus as exc:
             raise LLMResponseError(str(exc)) from None
         except (KeyError, IndexError, TypeError, AttributeError):
-            self.stats["failures"] += 1
+            self._count("failures")
             raise LLMResponseError(
                 f"{self.base_url}: generation answer lacks choices[0] text"
             ) from None
         if text is None:
             text = ""  # e.g. a reasoning model whose whole budget went to hidden thinking
         if not isinstance(text, str):
-            self.stats["failures"] += 1
+            self._count("failures")
             raise LLMResponseError(f"{self.base_url}: generated text is not a string")
         return text
 
@@ -456,6 +549,10 @@ class OpenAICompatibleLLM:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
+class _DeadlinePassed(Exception):
+    """Internal: the request's total deadline passed while its answer was still arriving."""
 
 
 class _NoLogprobs(LLMError):
@@ -474,13 +571,13 @@ class _FormRejected(_HTTPStatus):
     """Internal: the endpoint did not accept an optional field (a structured-output form)."""
 
 
-def _rejected(response: httpx.Response, field: str) -> bool:
+def _rejected(status: int, text: str, field: str) -> bool:
     """Whether an error answer says the request's optional ``field`` was not accepted."""
-    if response.status_code in _REJECTED_STATUS:
+    if status in _REJECTED_STATUS:
         return True
     # llama-cpp-python's server answers a request-validation error with HTTP 500 whose
     # message names the offending field; a genuine server error does not name it.
-    return response.status_code == 500 and f"'{field}'" in response.text
+    return status == 500 and f"'{field}'" in text
 
 
 def _excerpt(text: str, n: int = 200) -> str:

@@ -86,7 +86,9 @@ class RunConfig(BaseModel):
     llm_url: str | None = None
     llm_mode: Literal["score", "generate"] = "score"
     llm_api_key_env: str = "OPENAI_API_KEY"
-    llm_timeout: float | None = Field(None, gt=0)
+    # Endpoint requests (--llm-url): total deadline per request, requests in flight at once.
+    llm_timeout: float = Field(60.0, gt=0, allow_inf_nan=False)
+    llm_concurrency: int = Field(8, ge=1)
     prompt_template: str | None = None
     llm_cache: bool = True
     # Which of the game's state texts the LLM is shown (Snake: default or plain).
@@ -103,6 +105,7 @@ class RunConfig(BaseModel):
             "template": self.prompt_template,
             "cache": self.llm_cache,
             "timeout": self.llm_timeout,
+            "concurrency": self.llm_concurrency,
             "describer": self.describer,
             "calibrate": self.llm_calibrate,
         }

@@ -155,6 +155,7 @@ def make_llm_tutor(
     template: str | None = None,
     cache: bool = True,
     timeout: float | None = None,
+    concurrency: int = 8,
     service: tuple[str, int, str] | None = None,
     describer: str = "default",
     calibrate: str = "none",
@@ -171,7 +172,11 @@ def make_llm_tutor(
         if template
         else PromptTemplate(game, mode, describer=describer)
     )
-    kwargs = {"timeout": timeout} if (url and timeout is not None) else {}
+    kwargs: dict = {}
+    if url:  # the endpoint's request deadline and concurrency (an embedded model has neither)
+        kwargs["concurrency"] = concurrency
+        if timeout is not None:
+            kwargs["timeout"] = timeout
     llm = make_llm(
         model or DEFAULT_MODEL,
         url,

@@ -68,6 +68,8 @@ class UltraConfig(BaseModel):
     llm: str | None = None
     llm_url: str | None = None
     llm_api_key_env: str = "OPENAI_API_KEY"
+    llm_timeout: float = Field(60.0, gt=0, allow_inf_nan=False)
+    llm_concurrency: int = Field(8, ge=1)
     # Radius tables (games with a table_radius): the radius in the game's table_scale units;
     # None: the game's default.
     table_radius: float | None = Field(None, gt=0)
@@ -307,8 +309,17 @@ def _tables(config: UltraConfig, record: dict[str, Any], episodes, seed: int):
 def _make_llm(config: UltraConfig) -> Any:
     from tutorl.llm import DEFAULT_MODEL, make_llm
 
+    endpoint = (
+        {"timeout": config.llm_timeout, "concurrency": config.llm_concurrency}
+        if config.llm_url
+        else {}
+    )
     return make_llm(
-        config.llm or DEFAULT_MODEL, config.llm_url, cache=True, api_key_env=config.llm_api_key_env
+        config.llm or DEFAULT_MODEL,
+        config.llm_url,
+        cache=True,
+        api_key_env=config.llm_api_key_env,
+        **endpoint,
     )
 
 
