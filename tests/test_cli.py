@@ -68,7 +68,7 @@ def tutorl(
         ),
         (
             ["ask", "--env", "connect_four", "--tutor", "expert", "--state", json.dumps([1] * 84)],
-            "not a valid connect_four state",
+            "not a possible connect_four state: a cell holds a piece of both players",
         ),
         (["ask", "--env", "blackjack", "--tutor", "expert", "--state", "[15, 10]"], "3 values"),
         (

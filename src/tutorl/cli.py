@@ -982,9 +982,13 @@ def _parse_state(game, text: str):
         if not isinstance(value, dict):
             raise UserError(f"--state for {game.name} must be a JSON object (a view)")
         try:
+            if game.check_state is not None:
+                game.check_state(value)
             game.describe(value)
             game.expert(value)
-        except (KeyError, TypeError, ValueError, IndexError) as error:
+        except ValueError as error:
+            raise UserError(f"--state is not a possible {game.name} state: {error}") from None
+        except (KeyError, TypeError, IndexError) as error:
             raise UserError(f"--state is not a valid {game.name} view: {error!r}") from None
         return value
     space = game.make(**game.options).observation_space
@@ -997,6 +1001,11 @@ def _parse_state(game, text: str):
     if np.issubdtype(space.dtype, np.integer) and not np.all(obs == np.round(obs)):
         raise UserError(f"--state for {game.name} takes whole numbers, got {value}")
     obs = obs.reshape(space.shape).astype(space.dtype)
+    if game.check_state is not None:
+        try:
+            game.check_state(obs)
+        except ValueError as error:
+            raise UserError(f"--state is not a possible {game.name} state: {error}") from None
     try:
         game.describe(obs)
         legal = game.legal_actions(obs)
@@ -1198,23 +1207,45 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes become one red line and exit status 2, never a traceback.
 
-    Click reports usage errors (a missing or malformed option) itself, also with status 2.
-    Set ``TUTORL_DEBUG=1`` to see the traceback of any error.
+    Usage errors (a missing, unknown or malformed option) get the same one line, naming the
+    command's ``--help``. Set ``TUTORL_DEBUG=1`` to see the traceback of any error.
+
+    :param argv: the arguments (default ``sys.argv[1:]``); tests call it in-process.
     """
+    try:  # typer >= 0.2x ships its own copy of click; older ones use click itself
+        from typer._click import exceptions as click_errors
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions as click_errors
+
     try:
-        app()
+        code = app(args=argv, prog_name="tutorl", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:
+        console.print(error.format_message(), highlight=False, markup=False)
+        sys.exit(2)
+    except click_errors.UsageError as error:
+        where = f" (see: {error.ctx.command_path} --help)" if error.ctx is not None else ""
+        _print_error(error.format_message() + where)
+        sys.exit(2)
+    except click_errors.ClickException as error:  # e.g. a file option that cannot be opened
+        _print_error(error.format_message())
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.exit(130)
     except (UserError, ValueError, OSError, LLMError) as error:
         if os.environ.get("TUTORL_DEBUG"):
             raise
-        err_console.print(
-            Text("error: ", style="red") + Text(one_line(_describe_error(error))),
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_error(_describe_error(error))
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _print_error(message: str) -> None:
+    err_console.print(
+        Text("error: ", style="red") + Text(one_line(message)), highlight=False, soft_wrap=True
+    )
 
 
 def _describe_error(error: BaseException) -> str:

@@ -97,6 +97,9 @@ class Game:
     :param table_scale: the typical scale of each observation component (one positive number
         per component) that distances are measured in; ``None``: each component's standard
         deviation over the agent's episodes (floored at their median).
+    :param check_state: optional ``check_state(view) -> None`` raising ``ValueError`` that names
+        what makes a hand-written state impossible in play (a floating Connect Four piece, a
+        Snake heading into its own neck); ``tutorl ask --state`` refuses such states.
     """
 
     name: str
@@ -118,6 +121,7 @@ class Game:
     action_bounds: tuple[float, float] = (-1.0, 1.0)
     table_radius: float | None = None
     table_scale: tuple[float, ...] | None = None
+    check_state: Callable[[View], None] | None = None
     rule: Callable[[View], int] | None = None
     describers: dict[str, Callable[[View], str]] = field(default_factory=dict)
 

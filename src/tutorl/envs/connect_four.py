@@ -176,6 +176,40 @@ def rule(view: View) -> int:
     return min(legal_actions(view), key=lambda c: (abs(c - centre), c))
 
 
+def check_state(view: View) -> None:
+    """Refuse a board that cannot arise in play with the agent to move.
+
+    :param view: the observation.
+    :raises ValueError: naming the problem: cells that are not exactly 0 or 1 or hold two
+        pieces, a piece above an empty cell, piece counts the turn order cannot give (the agent
+        moves next, so it has as many pieces as the opponent or one fewer), four in a line
+        already (the game is over) or a full board.
+    """
+    obs = np.asarray(view, dtype=np.float64).reshape(-1)
+    if obs.size != ROWS * COLS * 2:
+        raise ValueError(f"a Connect Four board has 84 values, got {obs.size}")
+    if not np.isin(obs, (0.0, 1.0)).all():
+        raise ValueError("every board value must be 0 or 1")
+    board = board_from_obs(obs)
+    if (obs[0::2] + obs[1::2] > 1).any():
+        raise ValueError("a cell holds a piece of both players")
+    for col in range(COLS):
+        filled = board[:, col] > 0  # row 0 is the top
+        if filled.any() and not filled[int(np.argmax(filled)) :].all():
+            raise ValueError(f"column {col} has a piece above an empty cell")
+    mine, theirs = int((board == 1).sum()), int((board == 2).sum())
+    if theirs - mine not in (0, 1):
+        raise ValueError(
+            f"you have {mine} pieces and the opponent {theirs}: with you to move the opponent "
+            "has as many pieces as you or one more"
+        )
+    pos, mask = _bitboards(obs)
+    if search.has_four(pos) or search.has_four(pos ^ mask):
+        raise ValueError("the game is already over: four pieces of one player are in a line")
+    if mask == search.BOARD:
+        raise ValueError("the board is full: the game is over")
+
+
 def _fmt_columns(cols: list[int]) -> str:
     return ", ".join(str(c) for c in cols) if cols else "none"
 
@@ -523,4 +557,5 @@ GAME = Game(
     rules=RULES,
     options={"opponent": "greedy", "agent_first": "random", "backend": "bitboard"},
     action_values=action_values,
+    check_state=check_state,
 )

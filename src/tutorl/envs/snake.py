@@ -311,6 +311,29 @@ def _cells(cells: list[Cell]) -> str:
     return " ".join(f"{r},{c}" for r, c in cells)
 
 
+def check_state(view: dict[str, Any]) -> None:
+    """Refuse a view that cannot arise in play (for hand-written states).
+
+    :param view: a :meth:`SnakeEnv.tutor_view` dict.
+    :raises ValueError: naming the problem: what :meth:`SnakeEnv.set_state` refuses (a broken
+        or out-of-grid body, food on the body or off the grid), a heading other than 0-3, or a
+        heading that does not continue the body (the head must lie one step from the neck in
+        the direction of the heading: a snake never moves backwards into its neck).
+    """
+    heading = view.get("heading")
+    if heading not in (0, 1, 2, 3) or isinstance(heading, bool):
+        raise ValueError(f"heading must be 0 (up), 1 (right), 2 (down) or 3 (left): {heading!r}")
+    SnakeEnv(size=view.get("size", 10)).set_state(view)
+    snake = [(int(r), int(c)) for r, c in view["snake"]]
+    if len(snake) > 1:
+        (hr, hc), (nr, nc) = snake[0], snake[1]
+        if (hr - nr, hc - nc) != _DELTAS[heading]:
+            raise ValueError(
+                f"heading {HEADING_NAMES[heading]} does not continue the body: the head "
+                f"{snake[0]} must be one step {HEADING_NAMES[heading]} of the neck {snake[1]}"
+            )
+
+
 def describe(view: dict[str, Any]) -> str:
     """The state in plain English, as a human tutor would be told it.
 
@@ -624,4 +647,5 @@ GAME = Game(
     # Twice the untutored PPO's time to threshold, so untutored runs also reach it.
     default_steps=100_000,
     action_values=action_values,
+    check_state=check_state,
 )
