@@ -247,3 +247,60 @@ tutors:
         )
         with pytest.raises(SweepError, match="seeds must be a count"):
             load_sweep(write(tmp_path, text))
+
+
+ALL_FAIL = """
+seeds: 1
+envs: {blackjack: {steps: 300, eval_freq: 150, eval_episodes: 2}}
+algos: [dqn]
+tutors: [{tutor: expert}]
+reuse: [false]
+baseline: false
+overrides:
+  - when: {tutor: expert}
+    set: {hyperparams: {no_such_option: 3}}
+"""
+
+
+def test_a_sweep_whose_runs_all_fail_says_so_in_one_line(tmp_path):
+    path = write(tmp_path, ALL_FAIL)
+    result = subprocess.run(
+        [sys.executable, "-m", "tutorl.cli", "sweep", str(path), "--out", str(tmp_path / "o"),
+         "--workers", "1"],
+        capture_output=True, text=True, env=ENV, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "no finished runs" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "all 1 runs failed" in errors[0], result.stderr
+    assert "no_such_option" in result.stdout  # the run's own error, printed as text
+
+
+def test_a_second_sweep_on_the_same_folder_stops_at_once(tmp_path):
+    from tutorl.experiments.executors import sweep_lock
+
+    path = write(tmp_path, ALL_FAIL)
+    out = tmp_path / "o"
+    with sweep_lock(out):  # as a first sweep running on the folder holds it
+        with pytest.raises(SweepError, match="another tutorl sweep is running"):
+            run_sweep(expand(load_sweep(path)), out, "local", workers=1)
+        result = subprocess.run(
+            [sys.executable, "-m", "tutorl.cli", "sweep", str(path), "--out", str(out)],
+            capture_output=True, text=True, env=ENV, timeout=300,
+        )  # fmt: skip
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "another tutorl sweep is running" in lines[0], result.stderr
+    assert not (out / "runs").exists()  # nothing was started
+
+
+def test_a_run_finished_by_another_process_is_not_trained_again(tmp_path):
+    from tutorl.experiments.executors import run_task
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "summary.json").write_text("{}")
+    config = expand(load_sweep(write(tmp_path, ALL_FAIL)))[0]
+    result = run_task(config.model_dump_json(), str(folder))
+    assert result["status"] == "skipped"
+    assert (folder / "summary.json").read_text() == "{}"

@@ -612,11 +612,13 @@ def sweep(
             bar.update(
                 task, completed=progress.done + progress.skipped + progress.failed, status=status
             )
-            if result is not None:
-                mark = "[green]done[/green]" if result["status"] == "done" else "[red]FAILED[/red]"
-                why = f" {result['error']}" if result["error"] else ""
+            if result is not None and result["status"] != "requeued":
+                mark = {"done": ("done", "green"), "skipped": ("finished elsewhere", "green")}
+                # a run's error is untrusted text (it may quote an endpoint): print it as text
+                why = f" {one_line(result['error'])}" if result["error"] else ""
                 console.print(
-                    f"{mark} {run.key} in {result['seconds']:.0f} s{why} ({status})",
+                    Text(*mark.get(result["status"], ("FAILED", "red")))
+                    + Text(f" {run.key} in {result['seconds']:.0f} s{why} ({status})"),
                     highlight=False,
                 )
 
@@ -625,6 +627,12 @@ def sweep(
         f"{progress.done} runs done, {progress.skipped} already finished, {progress.failed} "
         f"failed, in {time.monotonic() - start:.0f} s"
     )
+    if progress.failed and not progress.done + progress.skipped:
+        _print_error(
+            f"all {progress.failed} runs failed (each run's error.json under {out / 'runs'} "
+            "says why); nothing to report"
+        )
+        raise typer.Exit(1)
     if report:
         _write_report(out)
     if progress.failed:

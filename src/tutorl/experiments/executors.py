@@ -48,6 +48,29 @@ def run_lock(folder: Path) -> Any | None:
     return handle
 
 
+def sweep_lock(out: Path) -> Any:
+    """Hold ``out/.sweep.lock`` for a whole sweep, so that a second sweep on the same folder
+    stops at once instead of racing the first for its runs.
+
+    :raises SweepError: another sweep holds it.
+    """
+    from tutorl.experiments.sweep import SweepError
+
+    out.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    handle = open(out / ".sweep.lock", "a")  # noqa: SIM115 (held open: the lock lives with it)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SweepError(
+            f"another tutorl sweep is running on {out}: wait for it to end (or stop it), "
+            "then run this command again"
+        ) from None
+    return handle
+
+
 def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -> dict[str, Any]:
     """Train one run into ``folder``; never raises (a failure is recorded in ``error.json``).
 
@@ -63,6 +86,9 @@ def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -
     if lock is None:
         message = "another process is training this run (a second sweep on the same folder?)"
         return {"status": "failed", "error": message, "seconds": 0.0}
+    if (path / "summary.json").exists():  # finished by another process since the plan
+        lock.close()
+        return {"status": "skipped", "error": None, "seconds": 0.0}
     try:
         (path / "error.json").unlink(missing_ok=True)
         train(RunConfig.model_validate_json(config_json), path, llm_service=llm_service)
@@ -280,7 +306,11 @@ def run_sweep(
     :param on_progress: called with the counts after each start and result.
     """
     out = out.resolve()  # Ray workers on other nodes do not share this process's directory
-    out.mkdir(parents=True, exist_ok=True)
+    with sweep_lock(out):
+        return _run_sweep(configs, out, executor, workers, address, on_progress)
+
+
+def _run_sweep(configs, out, executor, workers, address, on_progress) -> SweepProgress:
     finished, todo = plan(configs, out)
     if executor == "local" or address is None:
         workers = workers or max(1, os.cpu_count() or 1)
@@ -314,6 +344,8 @@ def run_sweep(
             elif result["status"] == "done":
                 progress.done += 1
                 progress.seconds.append(result["seconds"])
+            elif result["status"] == "skipped":
+                progress.skipped += 1
             else:
                 progress.failed += 1
             notify(progress, task, result)
