@@ -12,7 +12,6 @@ from tutorl.envs import connect_four as cf
 from tutorl.envs import get_game
 from tutorl.envs import snake as sn
 from tutorl.ultra.expert import (
-    DEFAULT_THRESHOLDS,
     expert_critical_steps,
     expert_suggestions,
     precision_recall,
@@ -31,7 +30,7 @@ P_CARD = {c: (4 if c == 10 else 1) / 13 for c in range(1, 11)}
 def test_every_game_registers_action_values(name):
     game = get_game(name)
     assert game.action_values is not None
-    assert name in DEFAULT_THRESHOLDS
+    assert get_game(name).ultra_threshold is not None
 
 
 # ----------------------------------------------------------------------------- Blackjack
@@ -246,7 +245,7 @@ def test_expert_critical_steps_on_a_blackjack_trajectory():
     game = get_game("blackjack")
     views = [np.array(v) for v, _ in _BJ_STEPS]
     actions = [a for _, a in _BJ_STEPS]
-    assert expert_critical_steps(game, views, actions, DEFAULT_THRESHOLDS["blackjack"]) == [0, 3]
+    assert expert_critical_steps(game, views, actions, game.ultra_threshold) == [0, 3]
     assert expert_critical_steps(game, views, actions, 0.0) == [0, 1, 2, 3, 5]
     assert expert_critical_steps(game, views, actions, 0.05) == [0, 3, 5]
     assert expert_critical_steps(game, views, actions, 2.0) == []
@@ -264,7 +263,7 @@ def test_expert_critical_steps_on_snake_and_connect_four():
     # when only deaths count (0.5). Straight at the food loses nothing.
     views, actions = [corner, open_board, open_board], [STRAIGHT, TURN_LEFT, STRAIGHT]
     assert value_lost(snake, open_board, TURN_LEFT) == pytest.approx(0.005)
-    assert expert_critical_steps(snake, views, actions, DEFAULT_THRESHOLDS["snake"]) == [0, 1]
+    assert expert_critical_steps(snake, views, actions, snake.ultra_threshold) == [0, 1]
     assert expert_critical_steps(snake, views, actions, 0.5) == [0]
 
     c4 = get_game("connect_four")
@@ -282,7 +281,7 @@ def test_expert_critical_steps_on_snake_and_connect_four():
         0.49,
         0.0,
     ]
-    assert expert_critical_steps(c4, views, actions, DEFAULT_THRESHOLDS["connect_four"]) == [0, 1]
+    assert expert_critical_steps(c4, views, actions, c4.ultra_threshold) == [0, 1]
 
 
 def test_expert_suggestions_give_the_expert_action_and_half_the_value_lost():

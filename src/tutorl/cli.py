@@ -848,7 +848,8 @@ def evaluate(
     )
     if exact is not None:
         table.add_row("exact expected return", f"{exact:.4f}")
-    table.add_row("success rate", f"{result['success_rate']:.3f}")
+    if result.get("success_reported", True):  # an env without info["is_success"] has none
+        table.add_row("success rate", f"{result['success_rate']:.3f}")
     if result["wins"] is not None:
         outcomes = f"{result['wins']} / {result['draws']} / {result['losses']}"
         table.add_row("win / draw / loss", outcomes)

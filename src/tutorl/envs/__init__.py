@@ -1,40 +1,90 @@
-"""Games that tutorl can tutor, by name. Each module defines one ``GAME``."""
+"""Games that tutorl can tutor, by name.
+
+A game is found, in this order, as:
+
+1. a name given to :func:`register` in this process;
+2. a built-in game (``blackjack``, ``snake``, ``connect_four``, ``doorkey``, ``hopper``), each
+   imported only when asked for, so that a user game needs none of PettingZoo, MiniGrid or
+   MuJoCo;
+3. an installed package's game, declared as an entry point of the group ``tutorl.games``
+   (``[project.entry-points."tutorl.games"] frozen = "usergame.games:FROZEN"``);
+4. ``package.module:ATTRIBUTE``, the import path of a :class:`Game` object
+   (``--env usergame.games:FROZEN``): the way to name a game that is not installed as a
+   package; sweep workers and Ray workers import it the same way.
+"""
 
 from __future__ import annotations
 
+import importlib
+from importlib.metadata import entry_points
+
 from tutorl.envs.base import Game
 
+ENTRY_POINT_GROUP = "tutorl.games"
+_BUILTIN = {
+    "blackjack": "tutorl.envs.blackjack",
+    "connect_four": "tutorl.envs.connect_four",
+    "doorkey": "tutorl.envs.doorkey",
+    "hopper": "tutorl.envs.hopper",
+    "snake": "tutorl.envs.snake",
+}
 _REGISTRY: dict[str, Game] = {}
 
 
 def register(game: Game) -> Game:
-    """Make ``game`` available by name to the CLI, sweeps and tutors."""
+    """Make ``game`` available by name to the CLI, sweeps and tutors of this process."""
     _REGISTRY[game.name] = game
     return game
 
 
 def get_game(name: str) -> Game:
-    """The game registered as ``name``; a clear error naming the known games otherwise."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown env {name!r}; known envs: {known}")
-    return _REGISTRY[name]
+    """The game called ``name`` (see the module docstring for where it is looked up).
+
+    :raises ValueError: an unknown name (naming the known ones), or an import path that does
+        not lead to a :class:`Game`.
+    """
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _BUILTIN:
+        return register(importlib.import_module(_BUILTIN[name]).GAME)
+    installed = _entry_points()
+    if name in installed:
+        game = _load(installed[name].value, f"entry point {name!r} of {ENTRY_POINT_GROUP}")
+    elif ":" in name:
+        game = _load(name, f"--env {name}")
+    else:
+        known = ", ".join(game_names())
+        raise ValueError(
+            f"unknown env {name!r}; known envs: {known} (or give a game's import path, "
+            "package.module:GAME)"
+        )
+    _REGISTRY[name] = game  # under the name it was asked by: workers ask the same way
+    _REGISTRY.setdefault(game.name, game)
+    return game
 
 
 def game_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    """Every game name this process can find: registered, built-in and installed."""
+    return sorted({*_REGISTRY, *_BUILTIN, *_entry_points()})
 
 
-def _load_builtin() -> None:
-    # Imported lazily so that `import tutorl` stays fast and PettingZoo loads only when needed.
-    if {"blackjack", "snake", "connect_four", "doorkey", "hopper"} <= set(_REGISTRY):
-        return
-    from tutorl.envs import blackjack, connect_four, doorkey, hopper, snake
-
-    for module in (blackjack, connect_four, snake, doorkey, hopper):
-        register(module.GAME)
+def _entry_points() -> dict:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-__all__ = ["Game", "game_names", "get_game", "register"]
+def _load(path: str, where: str) -> Game:
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{where}: a game's import path is package.module:GAME")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"{where}: cannot import {module_name!r} ({error})") from None
+    game = getattr(module, attribute, None)
+    if not isinstance(game, Game):
+        found = "nothing" if game is None else type(game).__name__
+        raise ValueError(f"{where}: {path} is {found}, not a tutorl Game")
+    return game
+
+
+__all__ = ["ENTRY_POINT_GROUP", "Game", "game_names", "get_game", "register"]

@@ -97,6 +97,12 @@ class Game:
     :param table_scale: the typical scale of each observation component (one positive number
         per component) that distances are measured in; ``None``: each component's standard
         deviation over the agent's episodes (floored at their median).
+    :param convergence_tolerance: how far below its final level a smoothed evaluation curve may
+        stay and still count as converged (the sweep's ``tolerance``, in return units); ``None``:
+        5% of ``max(1, |success_threshold|)``.
+    :param ultra_threshold: ULTRA's expert identifier: the value lost (in return units, from
+        :attr:`action_values`) above which a step is critical; needed by games with action
+        values unless ``tutorl ultra --threshold`` is given.
     :param check_state: optional ``check_state(view) -> None`` raising ``ValueError`` that names
         what makes a hand-written state impossible in play (a floating Connect Four piece, a
         Snake heading into its own neck); ``tutorl ask --state`` refuses such states.
@@ -121,6 +127,8 @@ class Game:
     action_bounds: tuple[float, float] = (-1.0, 1.0)
     table_radius: float | None = None
     table_scale: tuple[float, ...] | None = None
+    convergence_tolerance: float | None = None
+    ultra_threshold: float | None = None
     check_state: Callable[[View], None] | None = None
     rule: Callable[[View], int] | None = None
     describers: dict[str, Callable[[View], str]] = field(default_factory=dict)

@@ -535,4 +535,13 @@ GAME = Game(
     # About twice the untutored PPO's time to threshold, so untutored runs also reach it.
     default_steps=150_000,
     action_values=action_values,
+    # ULTRA's expert identifier's threshold (the value lost that makes a step critical).
+    # DoorKey (5x5, 250 steps): every wasted step costs 0.9 / 250 = 0.0036 of the final reward.
+    # Under random play 20% of moves lose nothing, 64% one step, 15% two, under 1% four or more
+    # (or the whole episode near the time limit). A weak agent fails by a loop of one-step
+    # wastes (picking up nothing, turning back and forth), none of which exceeds a two-step
+    # threshold: with 0.005 the expert named 0 of the first 100 steps of such an agent. 0.003
+    # flags every wasted step. Larger grids have longer limits and smaller steps: set the
+    # threshold explicitly.
+    ultra_threshold=0.003,
 )

@@ -648,4 +648,19 @@ GAME = Game(
     default_steps=100_000,
     action_values=action_values,
     check_state=check_state,
+    # ULTRA's expert identifier's threshold (the value lost that makes a step critical).
+    # Snake's proxy values (snake.action_values) put a fatal or trapping move more than 3/2
+    # below any surviving one, and a move off the shortest safe path to the food 1/400 per
+    # extra move below the one on it (a detour: 2 extra moves, 0.005). A weak agent does not
+    # die: it circles until the 100-moves-without-food limit ends the episode (5 of 5 episodes
+    # of a 10k-step PPO agent), a loop of detours none of which loses more than 0.01; with a
+    # threshold of 0.5 the expert named none of its 500 steps. 0.004 flags every detour as
+    # well as every fatal or trapping move.
+    ultra_threshold=0.004,
+    # Convergence tolerance of the sweep's curve metrics: a few per cent of the range between a
+    # random and an expert policy's return, and above the noise of a smoothed evaluation.
+    # Snake's was 1 apple at first: in the paper-local sweep half the runs then never
+    # "converged" because the 20-episode evaluation mean itself moves by about that much
+    # (standard error ~1 apple); 2 apples is about three smoothed standard errors.
+    convergence_tolerance=2.0,
 )

@@ -29,15 +29,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tutorl.envs import game_names, get_game
+from tutorl.envs import get_game
 from tutorl.rl.train import RunConfig
-
-#: Convergence tolerance (return units) per game when the sweep file does not set one: a few
-#: per cent of the range between a random and an expert policy's return, and above the noise of
-#: a smoothed evaluation. Snake's was 1 apple at first: in the paper-local sweep half the runs
-#: then never "converged" because the 20-episode evaluation mean itself moves by about that much
-#: (standard error ~1 apple); 2 apples is about three smoothed standard errors.
-DEFAULT_TOLERANCE = {"blackjack": 0.02, "snake": 2.0, "connect_four": 0.1}
 
 _RUN_FIELDS = set(RunConfig.model_fields)
 # Fields the grid itself sets; a sweep file sets them through its axes, not through defaults.
@@ -136,9 +129,8 @@ class SweepSpec(BaseModel):
     def _envs(cls, value: dict[str, EnvSettings]) -> dict[str, EnvSettings]:
         if not value:
             raise ValueError("at least one env")
-        unknown = [e for e in value if e not in game_names()]
-        if unknown:
-            raise ValueError(f"unknown env {unknown[0]!r}; known envs: {', '.join(game_names())}")
+        for env in value:
+            get_game(env)  # a clear error naming the known envs (or the import path's problem)
         return value
 
     @field_validator("tutors")
@@ -179,7 +171,11 @@ class SweepSpec(BaseModel):
         settings = self.envs[env]
         if settings.tolerance is not None:
             return settings.tolerance
-        return DEFAULT_TOLERANCE.get(env, 0.05 * max(1.0, abs(self.threshold(env))))
+        # The game's own (Game.convergence_tolerance), else 5% of the threshold's scale.
+        game = get_game(env)
+        if game.convergence_tolerance is not None:
+            return float(game.convergence_tolerance)
+        return 0.05 * max(1.0, abs(self.threshold(env)))
 
 
 def _where(error: dict[str, Any]) -> str:
@@ -288,7 +284,6 @@ def run_key(config: RunConfig) -> str:
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE",
     "SweepError",
     "SweepSpec",
     "expand",

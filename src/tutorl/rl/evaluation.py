@@ -36,6 +36,8 @@ class EvalResult:
     losses: int | None = None
     illegal_moves: int = 0
     exact: bool = False
+    #: whether the env reports ``info["is_success"]`` at all (else ``success_rate`` is 0)
+    success_reported: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +154,7 @@ def evaluate_episodes(
         episodes=episodes,
         success_rate=float(np.mean([bool(i.get("is_success", False)) for i in final_info])),
         illegal_moves=sum(bool(i.get("illegal_move", False)) for i in final_info),
+        success_reported=any("is_success" in i for i in final_info),
     )
     if game.has_outcomes:
         outcomes = [i.get("outcome") for i in final_info]

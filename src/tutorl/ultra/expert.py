@@ -15,12 +15,12 @@ critical when the agent's action differs from the expert's and the value it lost
 .. code-block:: python
 
     from tutorl.envs import get_game
-    from tutorl.ultra.expert import DEFAULT_THRESHOLDS, expert_critical_steps, precision_recall
+    from tutorl.ultra.expert import expert_critical_steps, precision_recall
 
     game = get_game("blackjack")
     views = [s.view for s in episode.steps]
     actions = [s.action for s in episode.steps]
-    true = expert_critical_steps(game, views, actions, DEFAULT_THRESHOLDS[game.name])
+    true = expert_critical_steps(game, views, actions, game.ultra_threshold)
     scores = precision_recall({c.step for c in result.critical}, set(true))
 """
 
@@ -35,37 +35,6 @@ from tutorl.envs.base import Game, View
 
 #: The value lost (in the game's return units) above which a deviation from the expert is a
 #: critical step.
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    # Exact per-decision gaps |Q(hit) - Q(stick)|: 30 of the 280 decision states are close calls
-    # within 0.1 (hard 12-16 against the boundary dealer cards, soft 18), e.g. 12 vs 2 (0.039)
-    # or 16 vs 10 (0.006). A policy wrong in all 30 still returns -0.060 per hand (optimal
-    # -0.047), i.e. it passes the game's success threshold; the median gap is 0.32, and clear
-    # mistakes exceed 0.1: sticking on 12 vs 10 loses 0.155, hitting 20 vs 10 loses 1.29.
-    "blackjack": 0.1,
-    # Snake's proxy values (snake.action_values) put a fatal or trapping move more than 3/2
-    # below any surviving one, and a move off the shortest safe path to the food 1/400 per
-    # extra move below the one on it (a detour: 2 extra moves, 0.005). A weak agent does not
-    # die: it circles until the 100-moves-without-food limit ends the episode (5 of 5 episodes
-    # of a 10k-step PPO agent), a loop of detours none of which loses more than 0.01; with a
-    # threshold of 0.5 the expert named none of its 500 steps. 0.004 flags every detour as
-    # well as every fatal or trapping move.
-    "snake": 0.004,
-    # Connect Four values: +1/-1 forced results, heuristic scores squashed into (-1, 1). Losing
-    # more than half a game means throwing away a forced win, walking into a forced loss, or a
-    # heuristic swing of 32 (+16 to -16) to 48 (0 to -48) points, i.e. one to two threats on
-    # the owner's parity rows (24 each). Of 349 random deviations from the expert against the
-    # greedy opponent, 81 lost more than 0.5, 69 of them by a forced result.
-    "connect_four": 0.5,
-    # DoorKey (5x5, 250 steps): every wasted step costs 0.9 / 250 = 0.0036 of the final reward.
-    # Under random play 20% of moves lose nothing, 64% one step, 15% two, under 1% four or more
-    # (or the whole episode near the time limit). A weak agent fails by a loop of one-step
-    # wastes (picking up nothing, turning back and forth), none of which exceeds a two-step
-    # threshold: with 0.005 the expert named 0 of the first 100 steps of such an agent. 0.003
-    # flags every wasted step. Larger grids have longer limits and smaller steps: set the
-    # threshold explicitly.
-    "doorkey": 0.003,
-}
-
 #: The value given to an illegal action (NaN in ``action_values``): every game here treats an
 #: illegal move as a loss (Connect Four ends the game at -1), and no legal value is below -1.
 ILLEGAL_VALUE = -1.0
@@ -112,7 +81,7 @@ def expert_critical_steps(
     :param views: the state of each step (``Step.view``).
     :param actions: the action the agent took at each step.
     :param threshold: value lost, in the game's return units, above which a deviation counts
-        (see :data:`DEFAULT_THRESHOLDS`).
+        (each game's :attr:`~tutorl.envs.base.Game.ultra_threshold`).
     :return: the critical step indices, increasing.
     :raises ValueError: ``views`` and ``actions`` of different lengths, or a negative threshold.
     """
@@ -230,7 +199,6 @@ def precision_recall(predicted: Collection[int], true: Collection[int]) -> dict[
 
 
 __all__ = [
-    "DEFAULT_THRESHOLDS",
     "ILLEGAL_VALUE",
     "expert_critical_steps",
     "expert_suggestions",

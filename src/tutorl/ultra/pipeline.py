@@ -112,10 +112,13 @@ class UltraConfig(BaseModel):
             self._check_model(game)
         self._threshold_given = self.threshold is not None
         if self.threshold is None and game.action_values is not None:
-            from tutorl.ultra.expert import DEFAULT_THRESHOLDS
-
+            if game.ultra_threshold is None:
+                raise ValueError(
+                    f"{self.env} sets no ultra_threshold (the value lost that makes a step "
+                    "critical): pass --threshold"
+                )
             # Stored resolved too: a changed default cannot silently rescore a resumed run.
-            self.threshold = DEFAULT_THRESHOLDS.get(self.env, 0.1)
+            self.threshold = float(game.ultra_threshold)
         if "llm" in self.identifiers and self.llm is None and self.llm_url is None:
             from tutorl.llm.models import DEFAULT_MODEL
 
@@ -189,11 +192,9 @@ def _episodes(config: UltraConfig, seed: int, folder: Path, agent: Path):
 
 
 def _threshold(config: UltraConfig) -> float:
-    from tutorl.ultra.expert import DEFAULT_THRESHOLDS
-
     if config.threshold is not None:
         return config.threshold
-    return DEFAULT_THRESHOLDS.get(config.env, 0.1)
+    return float(get_game(config.env).ultra_threshold or 0.1)
 
 
 def _soundness(config: UltraConfig, episodes, named) -> dict[str, Any] | None:

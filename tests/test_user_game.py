@@ -1,0 +1,95 @@
+"""A user's own game from outside tutorl's source tree (tests/fixtures/usergame: FrozenLake with
+an expert, installed as a package with a ``tutorl.games`` entry point by putting it on the
+path): found by name and by import path in every command, in sweep workers and on Ray, and
+refused in one line where it lacks a capability."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURE = Path(__file__).parent / "fixtures" / "usergame"
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(FIXTURE), os.environ.get("PYTHONPATH")])),
+    "OMP_NUM_THREADS": "1",
+    "COLUMNS": "200",
+}
+SMALL = ["--steps", "600", "--eval-freq", "300", "--eval-episodes", "3"]
+
+
+def tutorl(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tutorl.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=ENV,
+    )  # fmt: skip
+
+
+def test_an_installed_game_is_listed_and_evaluated_by_name():
+    listed = tutorl("envs")
+    assert listed.returncode == 0 and "frozen" in listed.stdout
+    result = tutorl("evaluate", "--env", "frozen", "--policy", "expert", "--episodes", "5",
+                    "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["mean_return"] == 1.0  # the shortest path reaches G
+
+
+def test_train_by_import_path_with_the_users_expert(tmp_path):
+    out = tmp_path / "run"
+    result = tutorl("train", "--env", "usergame.games:FROZEN", "--algo", "ppo", "--tutor",
+                    "expert", *SMALL, "--no-progress", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["env"] == "usergame.games:FROZEN" and summary["final_return"] == 1.0
+    assert summary["agreement"] == 1.0 and summary["advice"]["tutor_asks"] > 0
+
+
+def test_compare_and_a_two_worker_sweep_run_the_users_game(tmp_path):
+    result = tutorl("compare", "--env", "frozen", "--algo", "a2c", "--tutor", "expert",
+                    "--seeds", "2", *SMALL, "--out", str(tmp_path / "c"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "name: user\nseeds: 2\n"
+        "envs: {'usergame.games:FROZEN': {steps: 600, eval_freq: 300, eval_episodes: 3}}\n"
+        "algos: [a2c]\ntutors: [{tutor: expert}]\nreuse: [false]\nbaseline: true\n"
+    )
+    result = tutorl("sweep", str(sweep), "--out", str(tmp_path / "s"), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "4 runs done" in result.stdout
+    assert (tmp_path / "s" / "report" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_the_ray_executor_imports_the_users_game(tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "name: user\nseeds: 1\nenvs: {frozen: {steps: 600, eval_freq: 300, eval_episodes: 3}}\n"
+        "algos: [a2c]\ntutors: [{tutor: expert}]\nreuse: [false]\nbaseline: true\n"
+    )
+    result = tutorl("sweep", str(sweep), "--out", str(tmp_path / "r"), "--executor", "ray",
+                    "--workers", "2", "--no-report")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 runs done" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ultra", "--env", "frozen", "--algo", "ppo", "--identifier", "expert", "--out", "{tmp}"],
+         "frozen has no action values: the expert identifier needs them"),
+        (["train", "--env", "frozen", "--algo", "ppo", "--tutor", "rule"], "no rule baseline"),
+        (["train", "--env", "usergame.games:NOPE", "--algo", "ppo"], "not a tutorl Game"),
+        (["train", "--env", "usergame.nomodule:X", "--algo", "ppo"], "cannot import"),
+    ],
+)  # fmt: skip
+def test_a_missing_capability_or_a_bad_path_is_one_line(tmp_path, args, message):
+    result = tutorl(*[a.replace("{tmp}", str(tmp_path / "u")) for a in args])
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
