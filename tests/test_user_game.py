@@ -93,3 +93,35 @@ def test_a_missing_capability_or_a_bad_path_is_one_line(tmp_path, args, message)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_the_core_install_trains_a_user_game_without_the_optional_games(tmp_path):
+    """PettingZoo, MiniGrid and MuJoCo made unimportable (tests/fixtures/no_optional_games):
+    the user's game, and Connect Four on its own bitboards, still train; a game that needs a
+    missing extra says which install provides it, in one line."""
+    blocker = str(Path(__file__).parent / "fixtures" / "no_optional_games")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([blocker, ENV["PYTHONPATH"]])}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "tutorl.cli", *args], capture_output=True,
+                              text=True, timeout=600, env=env)  # fmt: skip
+
+    probe = subprocess.run([sys.executable, "-c", "import minigrid"], env=env, capture_output=True)
+    assert probe.returncode != 0  # the blocker works
+    assert run("envs").returncode == 0
+    for game in ("frozen", "connect_four"):
+        out = tmp_path / game
+        result = run("train", "--env", game, "--algo", "ppo", "--tutor", "expert", *SMALL,
+                     "--no-progress", "--out", str(out))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert (out / "summary.json").exists()
+    for args, extra in (
+        (["train", "--env", "doorkey", "--algo", "ppo"], "extra-games"),
+        (["train", "--env", "hopper", "--algo", "ppo"], "extra-games"),
+        (["train", "--env", "connect_four", "--algo", "ppo", "--env-option",
+          "backend=pettingzoo"], "pettingzoo"),
+    ):  # fmt: skip
+        result = run(*args)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert f"pip install 'tutorl[{extra}]'" in lines[0]

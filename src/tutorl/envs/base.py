@@ -49,6 +49,24 @@ class _NoExpert:
         )
 
 
+def require(module: str, extra: str, what: str) -> Any:
+    """Import an optional dependency, or fail in one line naming the install that provides it.
+
+    :param module: the module to import (``minigrid``, ``mujoco``, ``pettingzoo``).
+    :param extra: tutorl's extra that installs it.
+    :param what: what needs it, for the message (``"the doorkey game"``).
+    :raises ValueError: the module is not installed.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(
+            f"{what} needs {module}, which is not installed: pip install 'tutorl[{extra}]'"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Game:
     """Everything tutorl needs about one game.

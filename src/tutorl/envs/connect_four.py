@@ -25,7 +25,7 @@ import numpy as np
 from gymnasium import spaces
 
 from tutorl.envs import connect_four_search as search
-from tutorl.envs.base import Game, View
+from tutorl.envs.base import Game, View, require
 from tutorl.envs.connect_four_search import COLS, EXPERT_DEPTH, EXPERT_NODE_BUDGET, ROWS
 
 __all__ = ["COLS", "EXPERT_DEPTH", "EXPERT_NODE_BUDGET", "GAME", "ROWS", "ConnectFourEnv"]
@@ -320,9 +320,10 @@ class _PettingZooGame:
     def __init__(self) -> None:
         # connect_four_v3.env() itself: importing it through `pettingzoo.classic` is the same
         # function but emits a DeprecationWarning on import in PettingZoo >= 1.26.
-        from pettingzoo.classic.connect_four.connect_four import env as connect_four_v3_env
-
-        self._game = connect_four_v3_env()
+        game = require(
+            "pettingzoo.classic.connect_four.connect_four", "pettingzoo", "backend=pettingzoo"
+        )
+        self._game = game.env()
         self._seat = "player_0"
 
     def reset(self, agent_first: bool) -> None:

@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from tutorl.envs.base import Game
+from tutorl.envs.base import Game, require
 
 ACTION_NAMES = ["left", "right", "forward", "pickup", "drop", "toggle", "done"]
 LEFT, RIGHT, FORWARD, PICKUP, DROP, TOGGLE, DONE = range(7)
@@ -94,7 +94,8 @@ class FlatDoorKeyEnv(gym.Wrapper):
             raise ValueError(f"DoorKey size must be one of {SIZES}, got {size!r}")
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        import minigrid  # noqa: F401  (registers the MiniGrid environments; slow to import)
+        # registers the MiniGrid environments (slow to import; an optional dependency)
+        require("minigrid", "extra-games", "the doorkey game")
 
         steps = default_max_steps(size) if max_steps is None else int(max_steps)
         super().__init__(

@@ -35,7 +35,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from tutorl.envs.base import Game
+from tutorl.envs.base import Game, require
 
 ENV_ID = "Hopper-v5"
 ACTION_NAMES = ("thigh", "leg", "foot")
@@ -66,6 +66,7 @@ KEY_DECIMALS = 2
 
 def make(**options: Any) -> gym.Env:
     """``gym.make("Hopper-v5", **options)`` (``max_episode_steps`` shortens episodes)."""
+    require("mujoco", "extra-games", "the hopper game")
     return gym.make(ENV_ID, **options)
 
 
