@@ -980,6 +980,92 @@ def ask(
         raise typer.Exit(1)
 
 
+def _tutor_select(
+    envs: list[str] | None,
+    tutor: str,
+    candidates: list[str],
+    states: int,
+    seed: int,
+    select_seed: int | None,
+    fields: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """``tutor-eval --select``: choose model x state text x calibration on one sample of states,
+    report the choice's agreement on another (a choice scored on the states it was picked on is
+    biased upwards: with many candidates, the best one is partly the luckiest)."""
+    from tutorl.envs import get_game
+    from tutorl.tutor.quality import evaluate_tutor
+    from tutorl.tutor.tutors import make_tutor
+
+    if tutor != "llm":
+        raise UserError("--select chooses among LLM set-ups: it needs --tutor llm")
+    if not envs or len(envs) != 1:
+        raise UserError("--select chooses for one game: give exactly one --env")
+    select_seed = seed + 1 if select_seed is None else select_seed
+    if select_seed == seed:
+        raise UserError(
+            "--select-seed must differ from --seed: the choice is reported on new states"
+        )
+    parsed = []
+    for text in candidates:
+        parts = text.split(":")
+        if len(parts) > 3 or not parts[0]:
+            raise UserError(f"--select {text!r}: expected MODEL[:DESCRIBER[:CALIBRATE]]")
+        model, describer, calibrate = [*parts, "", ""][:3]  # an empty part: the default
+        describer, calibrate = describer or "default", calibrate or "none"
+        option = {"llm": model, "describer": describer, "llm_calibrate": calibrate}
+        parsed.append((text, _config(env=envs[0], algo="ppo", tutor="llm", **{**fields, **option})))
+    game = get_game(envs[0])
+    rule = make_tutor("rule", game) if game.rule is not None else None
+
+    def measure(config, on_seed: int):
+        advisor = make_tutor("llm", game, seed=on_seed, llm_options=config.llm_options())
+        return evaluate_tutor(game, advisor, states, on_seed, rule=rule).as_dict()
+
+    tried = []
+    for text, config in parsed:
+        quality = measure(config, select_seed)
+        tried.append({"candidate": text, "agreement": quality["agreement"],
+                      "agreement_ci95": quality["agreement_ci95"]})  # fmt: skip
+        if not as_json:
+            low, high = quality["agreement_ci95"]
+            console.print(
+                Text(
+                    f"{text}: {quality['agreement']:.3f} [{low:.3f}, {high:.3f}] "
+                    f"on seed {select_seed}"
+                )
+            )
+    best = max(range(len(tried)), key=lambda i: (tried[i]["agreement"], -i))  # ties: first
+    report = measure(parsed[best][1], seed)
+    result = {
+        "env": envs[0],
+        "states": states,
+        "select_seed": select_seed,
+        "report_seed": seed,
+        "candidates": tried,
+        "chosen": tried[best]["candidate"],
+        "chosen_agreement_on_select_seed": tried[best]["agreement"],
+        "report": report,
+    }
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    low, high = report["agreement_ci95"]
+    extra = report["extra"]
+    rule_text = (
+        f"; rule {extra['rule_agreement']:.3f} (same answer {extra['same_as_rule']:.2f})"
+        if "rule_agreement" in extra
+        else ""
+    )
+    console.print(
+        Text(
+            f"chosen on seed {select_seed}: {result['chosen']} ({tried[best]['agreement']:.3f}); "
+            f"on seed {seed}: agreement {report['agreement']:.3f} [{low:.3f}, {high:.3f}], "
+            f"base rate {report['base_rate']:.3f}{rule_text}"
+        )
+    )
+
+
 def _parse_state(game, text: str):
     import numpy as np
 
@@ -1045,6 +1131,18 @@ def tutor_eval(
     describer: DescriberOpt = "default",
     llm_calibrate: CalibrateOpt = "none",
     cache: CacheOpt = True,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--select",
+            help="--tutor llm: a candidate MODEL[:DESCRIBER[:CALIBRATE]] (repeat): each is "
+            "measured on the states of --select-seed, the best is reported on those of --seed.",
+        ),
+    ] = None,
+    select_seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the states candidates are chosen on (default: --seed + 1)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Measure a tutor's agreement with the expert over sampled reachable states.
@@ -1074,6 +1172,11 @@ def tutor_eval(
         llm_timeout,
         llm_concurrency,
     )
+    if select:
+        _tutor_select(env, tutor, select, states, seed, select_seed, fields, as_json)
+        return
+    if select_seed is not None:
+        raise UserError("--select-seed is the seed of --select's choice: give --select too")
     results = []
     # By default every game a tutor can advise: discrete actions and an expert to agree with.
     names = env or [
