@@ -170,6 +170,17 @@ def test_a_dripping_server_is_cut_at_the_deadline(stub):
     assert llm.stats["failures"] == 1
 
 
+def test_a_byte_just_before_the_deadline_buys_no_extra_wait(stub):
+    # A byte every 0.9 s: after the second (at 0.9 s) a read could wait a whole read timeout
+    # more; the deadline's watchdog cuts it at 1 s.
+    stub.reply = lambda path, body: (200, _completion({" hit": -0.1}), 0.0, 0.9)
+    llm = _client(stub.url, timeout=1.0, max_retries=0)
+    t0 = time.monotonic()
+    with pytest.raises(LLMUnavailableError, match="deadline"):
+        llm.score([REQ])
+    assert time.monotonic() - t0 < 1.5
+
+
 def test_a_dripping_server_is_a_counted_fallback_for_the_tutor(stub):
     from tutorl.envs import get_game
     from tutorl.tutor.llm_tutor import LLMTutor
@@ -211,6 +222,10 @@ def test_one_failed_request_fails_the_call_after_all_have_ended(stub):
     requests = [ScoreRequest("", f"say w{i}", (f" w{i}", " other")) for i in range(6)]
     with pytest.raises(LLMResponseError, match="HTTP 400"):
         llm.score(requests)
+    for _ in range(100):  # the stub counts a request done just after sending its answer
+        if stub.in_flight == 0:
+            break
+        time.sleep(0.01)
     assert stub.in_flight == 0 and len(stub.requests) == 6
 
 

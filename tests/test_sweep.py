@@ -292,6 +292,7 @@ def test_a_second_sweep_on_the_same_folder_stops_at_once(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "another tutorl sweep is running" in lines[0], result.stderr
     assert not (out / "runs").exists()  # nothing was started
+    assert not (out / "sweep.yaml").exists()  # and the first sweep's grid was not replaced
 
 
 def test_a_run_finished_by_another_process_is_not_trained_again(tmp_path):
@@ -304,3 +305,12 @@ def test_a_run_finished_by_another_process_is_not_trained_again(tmp_path):
     result = run_task(config.model_dump_json(), str(folder))
     assert result["status"] == "skipped"
     assert (folder / "summary.json").read_text() == "{}"
+
+
+def test_run_folders_written_before_the_endpoint_options_still_load():
+    from tutorl.rl.train import RunConfig
+
+    old = RunConfig(env="blackjack", algo="dqn").model_dump()
+    old["llm_timeout"] = None  # what config.json held before --llm-timeout had a default
+    del old["llm_concurrency"]
+    assert RunConfig.model_validate(old) == RunConfig(env="blackjack", algo="dqn")

@@ -557,7 +557,7 @@ def sweep(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from tutorl._io import atomic_write_text
-    from tutorl.experiments.executors import plan, run_sweep
+    from tutorl.experiments.executors import plan, run_sweep, sweep_lock
     from tutorl.experiments.sweep import expand, load_sweep, select
 
     if executor not in ("local", "ray"):
@@ -585,7 +585,8 @@ def sweep(
     )
     if dry_run:
         return
-    out.mkdir(parents=True, exist_ok=True)
+    # Held from here: a second sweep on this folder stops before it touches sweep.yaml.
+    lock = sweep_lock(out)
     # The report reads thresholds and tolerances from here, and the sweep's runs from its grid.
     atomic_write_text(out / "sweep.yaml", file.read_text())
     if executor == "local" or address is None:
@@ -622,7 +623,12 @@ def sweep(
                     highlight=False,
                 )
 
-        progress = run_sweep(configs, out, executor, workers, address, on_progress=show)
+        try:
+            progress = run_sweep(
+                configs, out, executor, workers, address, on_progress=show, lock=False
+            )
+        finally:
+            lock.close()
     console.print(
         f"{progress.done} runs done, {progress.skipped} already finished, {progress.failed} "
         f"failed, in {time.monotonic() - start:.0f} s"
@@ -1334,7 +1340,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         code = app(args=argv, prog_name="tutorl", standalone_mode=False)
-    except click_errors.NoArgsIsHelpError as error:
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as error:  # click >= 8.2
         console.print(error.format_message(), highlight=False, markup=False)
         sys.exit(2)
     except click_errors.UsageError as error:

@@ -49,7 +49,13 @@ def get_game(name: str) -> Game:
         return register(importlib.import_module(_BUILTIN[name]).GAME)
     installed = _entry_points()
     if name in installed:
-        game = _load(installed[name].value, f"entry point {name!r} of {ENTRY_POINT_GROUP}")
+        where = f"entry point {name!r} of {ENTRY_POINT_GROUP}"
+        try:
+            game = installed[name].load()
+        except Exception as error:  # the package's own import error, in one line
+            raise ValueError(f"{where}: cannot load {installed[name].value} ({error})") from None
+        if not isinstance(game, Game):
+            raise ValueError(f"{where}: {installed[name].value} is not a tutorl Game")
     elif ":" in name:
         game = _load(name, f"--env {name}")
     else:
@@ -59,7 +65,8 @@ def get_game(name: str) -> Game:
             "package.module:GAME)"
         )
     _REGISTRY[name] = game  # under the name it was asked by: workers ask the same way
-    _REGISTRY.setdefault(game.name, game)
+    if game.name not in _BUILTIN and game.name not in installed:  # never shadow another game
+        _REGISTRY.setdefault(game.name, game)
     return game
 
 

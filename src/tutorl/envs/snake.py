@@ -321,7 +321,7 @@ def check_state(view: dict[str, Any]) -> None:
         the direction of the heading: a snake never moves backwards into its neck).
     """
     heading = view.get("heading")
-    if heading not in (0, 1, 2, 3) or isinstance(heading, bool):
+    if type(heading) is not int or heading not in (0, 1, 2, 3):
         raise ValueError(f"heading must be 0 (up), 1 (right), 2 (down) or 3 (left): {heading!r}")
     SnakeEnv(size=view.get("size", 10)).set_state(view)
     snake = [(int(r), int(c)) for r, c in view["snake"]]

@@ -295,6 +295,7 @@ def run_sweep(
     workers: int | None = None,
     address: str | None = None,
     on_progress: Callable[[SweepProgress, Task | None, dict[str, Any] | None], None] | None = None,
+    lock: bool = True,
 ) -> SweepProgress:
     """Run every configuration not already finished under ``out``.
 
@@ -304,8 +305,11 @@ def run_sweep(
     :param workers: parallel runs (default: this machine's cores, or the Ray cluster's CPUs).
     :param address: Ray cluster address (``ray`` only; ``None`` starts Ray locally).
     :param on_progress: called with the counts after each start and result.
+    :param lock: hold :func:`sweep_lock` while running (``False``: the caller holds it).
     """
     out = out.resolve()  # Ray workers on other nodes do not share this process's directory
+    if not lock:
+        return _run_sweep(configs, out, executor, workers, address, on_progress)
     with sweep_lock(out):
         return _run_sweep(configs, out, executor, workers, address, on_progress)
 

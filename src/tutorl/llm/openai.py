@@ -62,10 +62,12 @@ appears in a repr, an exception message or a file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -202,8 +204,9 @@ class OpenAICompatibleLLM:
         first failure (in order) is raised once every request has ended."""
         if self.concurrency == 1 or len(items) <= 1:
             return [fn(x) for x in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="tutorl-http")
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="tutorl-http")
         futures = [self._pool.submit(fn, x) for x in items]
         for future in futures:
             future.exception()  # wait for all, so no request outlives the call
@@ -279,10 +282,22 @@ class OpenAICompatibleLLM:
         timeout = httpx.Timeout(remaining, connect=min(self.connect_timeout, remaining))
         chunks = []
         with self._client.stream("POST", url, json=body, headers=headers, timeout=timeout) as r:
-            for chunk in r.iter_bytes():
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise _DeadlinePassed
+            # A read waits up to the time left when the attempt started; a watchdog closes the
+            # stream at the deadline itself, so a byte just before it buys no extra wait.
+            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _cut, (r,))
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                for chunk in r.iter_bytes():
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise _DeadlinePassed
+            except (httpx.StreamError, httpx.TransportError):
+                if time.monotonic() >= deadline:
+                    raise _DeadlinePassed from None
+                raise
+            finally:
+                watchdog.cancel()
             return r.status_code, b"".join(chunks).decode("utf-8", errors="replace")
 
     def _parse_json(self, text: str, url: str) -> dict[str, Any]:
@@ -549,6 +564,17 @@ class OpenAICompatibleLLM:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _cut(response: httpx.Response) -> None:
+    """Interrupt a response still being read: shutting its socket down wakes a read blocked in
+    another thread (closing the response alone does not)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+    response.close()
 
 
 class _DeadlinePassed(Exception):

@@ -110,6 +110,11 @@ class RunConfig(BaseModel):
             "calibrate": self.llm_calibrate,
         }
 
+    @field_validator("llm_timeout", mode="before")
+    @classmethod
+    def _timeout_default(cls, value: Any) -> Any:
+        return 60.0 if value is None else value  # run folders written before it had a default
+
     @field_validator("env")
     @classmethod
     def _known_env(cls, value: str) -> str:

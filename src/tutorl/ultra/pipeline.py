@@ -194,7 +194,8 @@ def _episodes(config: UltraConfig, seed: int, folder: Path, agent: Path):
 def _threshold(config: UltraConfig) -> float:
     if config.threshold is not None:
         return config.threshold
-    return float(get_game(config.env).ultra_threshold or 0.1)
+    threshold = get_game(config.env).ultra_threshold
+    return 0.1 if threshold is None else float(threshold)
 
 
 def _soundness(config: UltraConfig, episodes, named) -> dict[str, Any] | None:
