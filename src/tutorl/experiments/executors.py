@@ -33,19 +33,25 @@ from tutorl.rl.train import RunConfig
 Handle = tuple[str, int, str]
 
 
-def run_lock(folder: Path) -> Any | None:
-    """An exclusive lock on ``folder/.lock`` (held while a run trains there), or ``None`` if
-    another process holds it."""
+def _try_lock(path: Path) -> Any | None:
+    """An exclusive ``flock`` on ``path`` (held while the returned handle stays open), or
+    ``None`` if another process holds it."""
     import fcntl
 
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = open(folder / ".lock", "a")  # noqa: SIM115 (held open: the lock lives with it)
+    handle = open(path, "a")  # noqa: SIM115 (held open: the lock lives with it)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
         return None
     return handle
+
+
+def run_lock(folder: Path) -> Any | None:
+    """An exclusive lock on ``folder/.lock`` (held while a run trains there), or ``None`` if
+    another process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return _try_lock(folder / ".lock")
 
 
 def sweep_lock(out: Path) -> Any:
@@ -57,17 +63,12 @@ def sweep_lock(out: Path) -> Any:
     from tutorl.experiments.sweep import SweepError
 
     out.mkdir(parents=True, exist_ok=True)
-    import fcntl
-
-    handle = open(out / ".sweep.lock", "a")  # noqa: SIM115 (held open: the lock lives with it)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+    handle = _try_lock(out / ".sweep.lock")
+    if handle is None:
         raise SweepError(
             f"another tutorl sweep is running on {out}: wait for it to end (or stop it), "
             "then run this command again"
-        ) from None
+        )
     return handle
 
 
