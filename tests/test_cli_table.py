@@ -37,6 +37,11 @@ def setup(tmp: Path) -> None:
     (tmp / "a_file").write_text("x")
     (tmp / "folder").mkdir()
     (tmp / "not_a_model.zip").write_text("not a zip")
+    (tmp / "fake.gguf").write_text("not a model")
+    (tmp / "llm_sweep.yaml").write_text(
+        "envs: {blackjack: {steps: 100}}\nalgos: [dqn]\nreuse: [false]\n"
+        f"tutors: [{{tutor: llm, llm: {tmp / 'fake.gguf'}}}]\n"
+    )
     (tmp / "broken.yaml").write_text("envs: [blackjack\n")
     (tmp / "list.yaml").write_text("- 1\n- 2\n")
     base = "algos: [ppo]\nreuse: [false]\nbaseline: true\n"
@@ -102,6 +107,8 @@ CASES = [
     ([*TRAIN, "--tutor", "llm", "--llm-concurrency", "0"], "llm-concurrency"),
     ([*TRAIN, "--tutor", "llm", "--llm-model", "gpt-9-ultra"], "gpt-9-ultra"),
     ([*TRAIN, "--tutor", "llm", "--llm-model", "{tmp}/missing.gguf"], "missing.gguf"),
+    ([*TRAIN, "--tutor", "llm", "--llm-model", "{tmp}/fake.gguf"], "is not a GGUF model file"),
+    (["sweep", "{tmp}/llm_sweep.yaml", "--out", "{tmp}/s"], "is not a GGUF model file"),
     ([*TRAIN, "--tutor", "llm", "--prompt-template", "{tmp}/missing.txt"], "missing.txt"),
     ([*TRAIN, "--tutor", "llm", "--prompt-template", "{tmp}/template.txt"], "template"),
     ([*TRAIN, "--env-option", "size"], "KEY=VALUE"),

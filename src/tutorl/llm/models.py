@@ -309,6 +309,10 @@ def resolve_model(spec: str | os.PathLike[str]) -> Path:
         return _assemble(model, parts, target)
     path = Path(text).expanduser()
     if path.is_file():
+        with path.open("rb") as f:
+            magic = f.read(4)
+        if magic != b"GGUF":  # checked here, before any process tries to load it
+            raise ValueError(f"{path} is not a GGUF model file (it does not start with 'GGUF')")
         return path
     if path.suffix.lower() == ".gguf" or path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
