@@ -59,7 +59,10 @@ def main() -> None:
             old_final = np.array([r["old"]["final_return"] for r in mine])
             new_final = np.array([r["new"]["final_return"] for r in mine])
             identical = all(
-                r["old"][q] == r["new"][q] for r in mine for q in QUANTITIES if q != "wall_time"
+                r["old"].get(q) == r["new"].get(q)
+                for r in mine
+                for q in QUANTITIES
+                if q != "wall_time"
             )
             cells.append(
                 {
@@ -73,13 +76,16 @@ def main() -> None:
                     "new_wall_time": float(np.mean([r["new"]["wall_time"] for r in mine])),
                 }
             )
+
+    def show(values: list) -> str:
+        mean, low, high = (f"{v:+.3f}" if v is not None else "—" for v in values)
+        return f"{mean} [{low}, {high}]"
+
     for c in cells:
         print(
-            f"{c['algo']:4s} {c['arm']:7s} seeds {c['seeds']}  final old {c['old_final'][0]:+.3f} "
-            f"[{c['old_final'][1]:+.3f}, {c['old_final'][2]:+.3f}]  new {c['new_final'][0]:+.3f} "
-            f"[{c['new_final'][1]:+.3f}, {c['new_final'][2]:+.3f}]  identical "
-            f"{c['identical_curves_metrics']}  wall time {c['old_wall_time']:.0f} s -> "
-            f"{c['new_wall_time']:.0f} s"
+            f"{c['algo']:4s} {c['arm']:7s} seeds {c['seeds']}  final old {show(c['old_final'])}  "
+            f"new {show(c['new_final'])}  identical {c['identical_curves_metrics']}  wall time "
+            f"{c['old_wall_time']:.0f} s -> {c['new_wall_time']:.0f} s"
         )
     out = Path(__file__).parent / "results" / "connect_four_rerun.json"
     out.write_text(json.dumps({"command": " ".join(sys.argv), "cells": cells, "runs": rows},
