@@ -1,6 +1,7 @@
 """Make ``golden_runs.json``: short runs of the paper's plain mechanism, made by the code before
 advice modes and imitation existed, that today's ``replace`` mode with ``imitation_coef=0`` must
-reproduce bit for bit (tests/test_imitation.py).
+reproduce: the same curves bit for bit, and the same trained weights up to the last bits that
+depend on the CPU's kernels (tests/test_imitation.py).
 
     git worktree add /tmp/tutorl-base 1d3986e
     PYTHONPATH=/tmp/tutorl-base/src OMP_NUM_THREADS=1 python tests/data/make_golden_runs.py
@@ -10,7 +11,6 @@ Uses only what that commit had (RunConfig, train), so it runs against either ver
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import tempfile
@@ -25,20 +25,24 @@ CONFIGS: dict[str, dict] = {
 }
 
 
-def parameters_digest(model) -> str:
-    """sha256 of every tensor of the trained policy, in name order."""
-    digest = hashlib.sha256()
+def parameters_fingerprint(model) -> dict[str, list[float]]:
+    """Per tensor of the trained policy: its sum and sum of squares (float64).
+
+    Not a digest of the bytes: the last bits of trained weights depend on the CPU's kernels
+    (the same code and seed gave other bytes on another machine, with identical curves), while
+    any change of the training itself moves these sums far beyond the test's tolerance."""
+    out = {}
     for name, tensor in sorted(model.policy.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
+        values = tensor.detach().cpu().double().numpy()
+        out[name] = [float(values.sum()), float((values**2).sum())]
+    return out
 
 
 def run(name: str, folder: Path) -> dict[str, str]:
     from tutorl.rl.train import RunConfig, train
 
     _, model = train(RunConfig(**CONFIGS[name]), folder)
-    return {"curve": (folder / "curve.csv").read_text(), "params": parameters_digest(model)}
+    return {"curve": (folder / "curve.csv").read_text(), "params": parameters_fingerprint(model)}
 
 
 def main() -> None:
