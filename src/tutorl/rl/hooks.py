@@ -19,6 +19,7 @@ Everything else is Stable-Baselines3's own code. The advisor is never saved with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch as th
@@ -29,8 +30,10 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv, unwrap_vec_normalize
 
 from tutorl.envs.base import Game, View
-from tutorl.rl.imitation import Imitation
+from tutorl.rl.imitation import Imitation, ImitationGuard, ImitationSettings
 from tutorl.tutor.advisor import Advisor
+from tutorl.tutor.memory import AdviceMemory
+from tutorl.tutor.schedule import AdviceSchedule
 
 
 def make_views_fn(game: Game, vec_env: VecEnv, obs: np.ndarray):
@@ -51,12 +54,122 @@ def _original_obs(vec_env: VecEnv, obs: np.ndarray) -> np.ndarray:
 
 
 class _AdvisedModel:
-    """Mixin for the model classes: holds the advisor (and the imitation term) and keeps them
-    out of saved files."""
+    """Mixin for the model classes: SB3's constructor plus the tutor's settings, the advisor
+    (and the imitation term) it builds, kept out of saved files.
+
+    ``TutoredPPO("MlpPolicy", env, game="snake", tutor="expert", imitation_coef=1.0)`` is SB3's
+    ``PPO("MlpPolicy", env)`` whose student asks ``tutor`` on ``schedule``; every other keyword
+    is SB3's own. See :meth:`set_tutor` for the tutor's parameters; ``load`` restores the
+    student only (the tutor is never saved): call :meth:`set_tutor` again to keep tutoring.
+    """
 
     advisor: Advisor | None = None
     game: Game | None = None
     imitation: Imitation | None = None
+
+    def __init__(
+        self,
+        policy,
+        env,
+        *args,
+        tutor=None,
+        game: Game | str | None = None,
+        schedule: AdviceSchedule | None = None,
+        advice_mode: str = "replace",
+        reuse_budget: int | None = None,
+        imitation_coef: float = 0.0,
+        imitation_kwargs: dict | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(policy, env, *args, **kwargs)  # type: ignore[call-arg]
+        if tutor is not None:
+            self.set_tutor(
+                tutor,
+                game,
+                schedule=schedule,
+                advice_mode=advice_mode,
+                reuse_budget=reuse_budget,
+                imitation_coef=imitation_coef,
+                imitation_kwargs=imitation_kwargs,
+            )
+
+    def set_tutor(
+        self,
+        tutor,
+        game: Game | str | None,
+        schedule: AdviceSchedule | None = None,
+        advice_mode: str = "replace",
+        reuse_budget: int | None = None,
+        imitation_coef: float = 0.0,
+        imitation_kwargs: dict | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Tutor this student (or stop, with ``tutor=None``).
+
+        :param tutor: a :class:`~tutorl.tutor.base.Tutor`, a tutor kind (``expert``, ``rule``,
+            ``random``, ``noisy-expert``, ``llm`` with the default embedded model), or a
+            function ``f(view) -> action``.
+        :param game: the :class:`~tutorl.envs.base.Game` (or its registry name, or
+            ``package.module:GAME``) whose legal actions, tutor view and expert (to measure the
+            tutor's agreement, when the game has one) the advisor uses.
+        :param schedule: when to ask (default: the paper's 1.0 → 0.1 over 10,000 steps).
+        :param advice_mode: ``replace`` (the paper's), ``label`` (the student acts, the advice
+            only teaches) or ``explore`` (DQN: advice replaces ε-random actions only).
+        :param reuse_budget: reuse each answer this many times (``None``: no reuse).
+        :param imitation_coef: λ of the supervised term towards the advice (0: none).
+        :param imitation_kwargs: the other fields of
+            :class:`~tutorl.rl.imitation.ImitationSettings` (``anneal``, ``margin``,
+            ``target``, ``guard``, ``batch_size``, ``capacity``); ``guard=True`` needs an
+            :class:`~tutorl.rl.imitation.ImitationGuard` callback in ``learn``.
+        :param seed: seed of the ask coin flips, the tutor's and the imitation batches'
+            generators (default: the model's ``seed``; derived as :func:`tutorl.rl.train.train`
+            derives them, so both give the same run).
+        """
+        from tutorl.envs import get_game
+        from tutorl.tutor.tutors import FunctionTutor, make_tutor
+
+        if tutor is None:
+            attach_advisor(self, self.game, None, None)
+            return
+        if game is None:
+            raise ValueError("a tutored model needs game= (a Game, its name or module:ATTR)")
+        game = get_game(game) if isinstance(game, str) else game
+        base = (self.seed if seed is None else seed) or 0  # type: ignore[attr-defined]
+        if isinstance(tutor, str):
+            tutor = make_tutor(tutor, game, seed=base + 1)
+        elif not hasattr(tutor, "advise") and callable(tutor):
+            tutor = FunctionTutor(tutor)
+        memory = AdviceMemory(reuse_budget) if reuse_budget is not None else None
+        advisor = Advisor(
+            game,
+            tutor,
+            schedule or AdviceSchedule(),
+            memory,
+            seed=base + 2,
+            judge=game.has_expert,
+            mode=advice_mode,
+        )
+        imitation = None
+        if imitation_coef > 0:
+            settings = ImitationSettings(coef=imitation_coef, **(imitation_kwargs or {}))
+            # total_steps is the run's length, known at learn(): see _setup_learn.
+            imitation = Imitation(self, settings, total_steps=1, seed=base + 3)
+        attach_advisor(self, game, advisor, imitation)
+
+    def _setup_learn(self, total_timesteps, callback=None, *args, **kwargs):
+        total, callback = super()._setup_learn(total_timesteps, callback, *args, **kwargs)  # type: ignore[misc]
+        if self.imitation is not None:
+            self.imitation.total_steps = max(1, total)  # what an annealed λ decays over
+            if (
+                self.imitation.settings.guard
+                and self.imitation.tutor_return is None
+                and not _has_callback(callback, ImitationGuard)
+            ):
+                raise ValueError(
+                    "the imitation guard compares the tutor's return with the student's: pass "
+                    "callback=ImitationGuard(...) to learn()"
+                )
+        return total, callback
 
     def _excluded_save_params(self) -> list[str]:
         excluded = super()._excluded_save_params()  # type: ignore[misc]
@@ -67,6 +180,12 @@ class _AdvisedModel:
         super().train(*args, **kwargs)  # type: ignore[misc]
         if self.imitation is not None:
             self.imitation.log(self.logger)  # type: ignore[attr-defined]
+
+
+def _has_callback(callback, kind: type) -> bool:
+    if isinstance(callback, kind):
+        return True
+    return any(_has_callback(c, kind) for c in getattr(callback, "callbacks", ()))
 
 
 class TutoredDQN(_AdvisedModel, DQN):
@@ -140,16 +259,44 @@ class AdvisedMaskablePolicy(_AdvisedPolicy, MaskableActorCriticPolicy):
     """sb3-contrib's maskable ``MlpPolicy`` with the advice hook."""
 
 
-class TutoredPPO(_AdvisedModel, PPO):
+class _AdvisedActorCritic(_AdvisedModel):
+    """PPO/A2C: the advice hook lives in the policy, so ``MlpPolicy`` means the advised one."""
+
+    def _setup_model(self) -> None:
+        super()._setup_model()  # type: ignore[misc]
+        if not isinstance(self.policy, _AdvisedPolicy):  # type: ignore[attr-defined]
+            raise ValueError(
+                f"{type(self).__name__} advises through its policy: use 'MlpPolicy' or a "
+                f"subclass of tutorl.rl.hooks.AdvisedActorCriticPolicy, not "
+                f"{type(self.policy).__name__}"  # type: ignore[attr-defined]
+            )
+
+
+class TutoredPPO(_AdvisedActorCritic, PPO):
     """SB3 PPO with the advice hook in its policy."""
 
+    policy_aliases: ClassVar[dict[str, type]] = {
+        **PPO.policy_aliases,
+        "MlpPolicy": AdvisedActorCriticPolicy,
+    }
 
-class TutoredA2C(_AdvisedModel, A2C):
+
+class TutoredA2C(_AdvisedActorCritic, A2C):
     """SB3 A2C with the advice hook in its policy."""
 
+    policy_aliases: ClassVar[dict[str, type]] = {
+        **A2C.policy_aliases,
+        "MlpPolicy": AdvisedActorCriticPolicy,
+    }
 
-class TutoredMaskablePPO(_AdvisedModel, MaskablePPO):
-    """sb3-contrib MaskablePPO with the advice hook in its policy."""
+
+class TutoredMaskablePPO(_AdvisedActorCritic, MaskablePPO):
+    """sb3-contrib MaskablePPO (legal-move masks) with the advice hook in its policy."""
+
+    policy_aliases: ClassVar[dict[str, type]] = {
+        **MaskablePPO.policy_aliases,
+        "MlpPolicy": AdvisedMaskablePolicy,
+    }
 
 
 def attach_advisor(

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import torch as th
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.callbacks import BaseCallback
 
 IMITATION_TARGETS = ("action", "distribution")
 
@@ -235,3 +236,59 @@ class Imitation:
             "imitation_steps": self.applied_steps,
             "tutor_return": self.tutor_return,
         }
+
+
+class ImitationGuard(BaseCallback):
+    """The guard (``imitation_kwargs={"guard": True}``) in your own ``model.learn`` loop.
+
+    At the start it measures the tutor's own greedy return once; every ``eval_freq`` steps the
+    student's, on the same protocol (exact for Blackjack, else ``n_eval_episodes`` seeded
+    episodes) — :func:`tutorl.rl.train.train` does the same with its evaluation curve. While
+    the student's return is at or above the tutor's, the imitation weight is 0.
+
+    :param eval_freq: environment steps between evaluations of the student.
+    :param n_eval_episodes: episodes per evaluation (where it is not exact).
+    :param eval_seed: seed of the evaluation episodes (the same for tutor and student).
+    """
+
+    def __init__(
+        self, eval_freq: int = 2_500, n_eval_episodes: int = 20, eval_seed: int = 10_000
+    ) -> None:
+        super().__init__()
+        if eval_freq <= 0 or n_eval_episodes <= 0:
+            raise ValueError("eval_freq and n_eval_episodes must be positive")
+        self.eval_freq, self.n_eval_episodes, self.eval_seed = (
+            eval_freq, n_eval_episodes, eval_seed
+        )  # fmt: skip
+        self.next_eval = 0
+
+    def _on_training_start(self) -> None:
+        from tutorl.rl.evaluation import evaluate_actor, tutor_actor
+
+        imitation = getattr(self.model, "imitation", None)
+        if imitation is None or not imitation.settings.guard:
+            raise ValueError(
+                "ImitationGuard needs a tutored model with imitation_coef > 0 and "
+                'imitation_kwargs={"guard": True}'
+            )
+        game = self.model.game
+        imitation.tutor_return = evaluate_actor(
+            game, tutor_actor(game, self.model.advisor.tutor), self.n_eval_episodes,
+            self.eval_seed,
+        ).mean_return  # fmt: skip
+        self.logger.record("imitation/tutor_return", imitation.tutor_return)
+        self._evaluate()
+
+    def _evaluate(self) -> None:
+        from tutorl.rl.evaluation import evaluate_model
+
+        imitation = self.model.imitation
+        result = evaluate_model(self.model, self.model.game, self.n_eval_episodes, self.eval_seed)
+        imitation.student_return = result.mean_return
+        self.logger.record("imitation/student_return", result.mean_return)
+        self.next_eval = self.num_timesteps + self.eval_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self._evaluate()
+        return True

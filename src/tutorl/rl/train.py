@@ -26,10 +26,8 @@ from tutorl.envs import get_game
 from tutorl.envs.base import Game
 from tutorl.rl.algorithms import ALGOS, DEFAULT_N_ENVS, make_model
 from tutorl.rl.evaluation import EvalResult, evaluate_actor, evaluate_model, tutor_actor
-from tutorl.rl.hooks import attach_advisor
-from tutorl.rl.imitation import Imitation, ImitationSettings
+from tutorl.rl.imitation import ImitationSettings
 from tutorl.tutor.advisor import Advisor
-from tutorl.tutor.memory import AdviceMemory
 from tutorl.tutor.schedule import AdviceSchedule
 from tutorl.tutor.tutors import TUTOR_KINDS, make_tutor
 
@@ -399,26 +397,32 @@ def train(
         # Written once the tutor (an LLM) has loaded: a model that fails leaves no config.
         atomic_write_json(out_dir / "config.json", config.model_dump())
     if tutor is not None:
-        schedule = AdviceSchedule(
-            config.ask_start, config.ask_end, config.ask_decay_steps, config.advice_budget
+        model.set_tutor(
+            tutor,
+            game,
+            schedule=AdviceSchedule(
+                config.ask_start, config.ask_end, config.ask_decay_steps, config.advice_budget
+            ),
+            advice_mode=config.advice_mode,
+            reuse_budget=config.reuse_budget if config.reuse else None,
+            imitation_coef=config.imitation_coef,
+            imitation_kwargs={
+                "anneal": config.imitation_anneal,
+                "margin": config.imitation_margin,
+                "target": config.imitation_target,
+                "guard": config.imitation_guard,
+            },
         )
-        memory = AdviceMemory(config.reuse_budget) if config.reuse else None
-        advisor = Advisor(
-            game, tutor, schedule, memory, seed=config.seed + 2, mode=config.advice_mode
-        )
-    imitation = None
-    if tutor is not None and config.imitation_coef > 0:
-        imitation = Imitation(model, config.imitation(), config.steps, seed=config.seed + 3)
-        if config.imitation_guard:
+        if config.imitation_guard and model.imitation is not None:
             # The tutor's own greedy return, on the student's evaluation protocol.
-            imitation.tutor_return = evaluate_actor(
+            model.imitation.tutor_return = evaluate_actor(
                 game,
                 tutor_actor(game, tutor),
                 config.eval_episodes,
                 config.eval_seed,
                 config.env_options,
             ).mean_return
-    attach_advisor(model, game, advisor, imitation)
+    advisor, imitation = model.advisor, model.imitation
 
     callback = CurveCallback(game, config, advisor, out_dir, start_time, on_eval)
     model.learn(

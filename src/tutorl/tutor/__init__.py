@@ -7,6 +7,7 @@ from tutorl.tutor.schedule import AdviceSchedule
 from tutorl.tutor.tutors import (
     ConstantTutor,
     ExpertTutor,
+    FunctionTutor,
     NoisyExpertTutor,
     RandomTutor,
     RuleTutor,
@@ -21,6 +22,7 @@ __all__ = [
     "Advisor",
     "ConstantTutor",
     "ExpertTutor",
+    "FunctionTutor",
     "NoisyExpertTutor",
     "RandomTutor",
     "RuleTutor",

@@ -103,6 +103,22 @@ class RandomTutor:
         return advice
 
 
+class FunctionTutor:
+    """Advises ``policy(view)``: any function of the tutor's view (a hand-written heuristic, a
+    trained policy, a lookup table) as a tutor, e.g. ``TutoredPPO(..., tutor=my_policy)``.
+
+    :param policy: ``policy(view) -> int``, the advised action.
+    :param name: how runs and logs name this tutor.
+    """
+
+    def __init__(self, policy, name: str = "function") -> None:
+        self.policy = policy
+        self.name = name
+
+    def advise(self, views: list[View]) -> list[Advice]:
+        return [Advice(int(self.policy(view)), "tutor") for view in views]
+
+
 class ConstantTutor:
     """Always advises the same action and costs nothing: used to measure the advice hook's own
     overhead (benchmarks) and in tests where the advised action must be recognisable."""
