@@ -314,3 +314,19 @@ def test_run_folders_written_before_the_endpoint_options_still_load():
     old["llm_timeout"] = None  # what config.json held before --llm-timeout had a default
     del old["llm_concurrency"]
     assert RunConfig.model_validate(old) == RunConfig(env="blackjack", algo="dqn")
+
+
+def test_committed_sweep_files_load_and_name_the_runs_the_docs_quote():
+    # Every sweep file the docs tell users to run expands without error; the main job's arms
+    # are the ones the README and docs/results.md report.
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.glob("*.yaml")):
+        assert expand(load_sweep(path)), path
+    main = expand(load_sweep(root / "main.yaml"))
+    arms = sorted({c.arm() for c in main})
+    assert arms == [
+        "llm-qwen2.5-coder-0.5b+plain+content-free+label+im1+guard",
+        "none",
+        "rule+label+im1+guard",
+    ]
+    assert len(main) == 15 and {c.seed for c in main} == set(range(5))

@@ -95,13 +95,14 @@ def test_save_load_keeps_the_student_not_the_tutor(tmp_path):
         game="snake", tutor="expert", imitation_coef=1.0,
     ).learn(256)  # fmt: skip
     model.save(tmp_path / "ppo.zip")
-    loaded = TutoredPPO.load(tmp_path / "ppo.zip", env=vec_env("snake", 2, 0), device="cpu")
+    loaded = TutoredPPO.load(tmp_path / "ppo.zip", device="cpu")
     obs = np.stack([get_game("snake").make().reset(seed=s)[0] for s in range(8)])
     np.testing.assert_array_equal(
         loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
     )
     assert loaded.advisor is None and loaded.imitation is None
     loaded.set_tutor("rule", "snake", advice_mode="label", imitation_coef=1.0)
+    loaded.set_env(vec_env("snake", 2, 1))  # after set_tutor: the tutor's views follow it
     loaded.learn(128, reset_num_timesteps=False)
     assert loaded.advisor.stats.asks > 0 and loaded.imitation.applied_steps > 0
 

@@ -158,6 +158,9 @@ class _AdvisedModel:
 
     def _setup_learn(self, total_timesteps, callback=None, *args, **kwargs):
         total, callback = super()._setup_learn(total_timesteps, callback, *args, **kwargs)  # type: ignore[misc]
+        if isinstance(self.policy, _AdvisedPolicy):  # type: ignore[attr-defined]
+            # The env the tutor's views come from is the one learning runs on (set_env, load).
+            self.policy.vec_env = self.env  # type: ignore[attr-defined]
         if self.imitation is not None:
             self.imitation.total_steps = max(1, total)  # what an annealed λ decays over
             if (
