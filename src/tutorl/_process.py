@@ -16,3 +16,23 @@ def die_with_parent() -> None:
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def quiet_thread_errors() -> None:
+    """Report an error in a background thread (TensorBoard's event writer on a full disk) as
+    one ``warning:`` line instead of a traceback; the run itself fails with its own error.
+    ``TUTORL_DEBUG=1`` keeps Python's traceback."""
+    import os
+    import threading
+
+    if os.environ.get("TUTORL_DEBUG"):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else "a thread"
+        message = f"{args.exc_type.__name__}: {args.exc_value}".splitlines()[0][:300]
+        print(f"warning: background thread {name} stopped: {message}", file=sys.stderr)
+
+    threading.excepthook = hook

@@ -477,7 +477,11 @@ def compare(
         disable=as_json,
     ) as bar:
         task = bar.add_task(f"{env}/{algo}: {len(configs)} runs", total=len(configs))
-        results = run_comparison(configs, out, workers, on_done=lambda c, s: bar.advance(task))
+
+        def show(progress, run, result) -> None:
+            bar.update(task, completed=progress.done + progress.skipped + progress.failed)
+
+        results = run_comparison(configs, out, workers, on_progress=show)
     if threshold is None:
         threshold = game.success_threshold
     else:
@@ -633,6 +637,14 @@ def sweep(
         f"{progress.done} runs done, {progress.skipped} already finished, {progress.failed} "
         f"failed, in {time.monotonic() - start:.0f} s"
     )
+    if progress.disk_full:
+        left = progress.total - progress.done - progress.skipped
+        _print_error(
+            f"the disk holding {out} is full (No space left on device): "
+            f"{progress.done + progress.skipped} finished runs are kept; free some space and "
+            f"run the same command again to do the other {left}"
+        )
+        raise typer.Exit(1)
     if progress.failed and not progress.done + progress.skipped:
         _print_error(
             f"all {progress.failed} runs failed (each run's error.json under {out / 'runs'} "
@@ -1338,6 +1350,9 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # pragma: no cover - depends on the installed typer
         from click import exceptions as click_errors
 
+    from tutorl._process import quiet_thread_errors
+
+    quiet_thread_errors()
     try:
         code = app(args=argv, prog_name="tutorl", standalone_mode=False)
     except getattr(click_errors, "NoArgsIsHelpError", ()) as error:  # click >= 8.2

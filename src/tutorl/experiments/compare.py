@@ -1,17 +1,15 @@
 """``tutorl compare``: the arms *no tutor*, *tutor* and *tutor + reuse* over several seeds.
 
-Runs go to ``OUT/<arm>/seed<k>/`` as ordinary run folders. A run whose ``summary.json`` exists is
-complete and is read back, not redone, so an interrupted comparison resumes where it stopped.
+Runs go to ``OUT/<arm>/seed<k>/`` as ordinary run folders, trained by the sweep's executor and
+run store: a run whose ``summary.json`` exists is complete and is read back, not redone, so an
+interrupted comparison resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -43,63 +41,55 @@ def run_dir(out: Path, config: RunConfig) -> Path:
     return out / config.arm() / f"seed{config.seed}"
 
 
-def _run_one(config_json: str, folder: str) -> dict[str, Any]:
-    # Runs in a worker process: import here so the parent stays light.
-    from tutorl.rl.train import RunConfig, train
-
-    summary, _ = train(RunConfig.model_validate_json(config_json), folder)
-    return summary
-
-
 def load_curve(folder: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "curve.csv")
+
+
+class ComparisonError(ValueError):
+    """Runs of a comparison that did not finish, with a one-line reason."""
 
 
 def run_comparison(
     configs: list[RunConfig],
     out: Path,
     workers: int | None = None,
-    on_done: Callable[[RunConfig, dict[str, Any]], None] | None = None,
+    on_progress: Callable[[Any, Any, dict[str, Any] | None], None] | None = None,
 ) -> list[tuple[RunConfig, dict[str, Any]]]:
-    """Run every config not already complete under ``out``, ``workers`` processes at a time."""
-    out.mkdir(parents=True, exist_ok=True)
-    results: list[tuple[RunConfig, dict[str, Any]]] = []
-    pending = []
+    """Run every config not already complete under ``out``, ``workers`` processes at a time.
+
+    The runs go through the sweep's executor and run store
+    (:func:`tutorl.experiments.executors.run_sweep`), in this command's folders
+    ``out/<arm>/seed<k>/``: the same resume, locking, failure records and full-disk stop.
+
+    :param on_progress: called with the sweep's counts after each start and result.
+    :raises ComparisonError: a run failed (the others still ran; ``error.json`` says why).
+    """
+    from tutorl.experiments.executors import run_sweep
+
+    out = out.resolve()
+    progress = run_sweep(
+        configs, out, "local", workers, on_progress=on_progress, folder_of=lambda c: run_dir(out, c)
+    )
+    results, failed = [], []
     for config in configs:
         folder = run_dir(out, config)
-        stored = folder / "config.json"
-        before = RunConfig.model_validate_json(stored.read_text()) if stored.exists() else None
-        if before is not None and before != config:
-            # Resuming must never mix runs of another configuration into this comparison.
-            changed = [k for k, v in config.model_dump().items() if getattr(before, k) != v]
-            raise ValueError(
-                f"{folder} holds a run with a different configuration "
-                f"({', '.join(changed)}); choose another --out or remove it"
-            )
-        summary_path = folder / "summary.json"
-        if summary_path.exists():
-            summary = json.loads(summary_path.read_text())
-            results.append((config, summary))
-            if on_done:
-                on_done(config, summary)
-        else:
-            pending.append(config)
-    workers = workers or max(1, min(len(pending), os.cpu_count() or 1))
-    if pending:
-        # spawn, not fork: forking a process that has loaded torch/OpenMP can deadlock.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {
-                pool.submit(_run_one, c.model_dump_json(), str(run_dir(out, c))): c for c in pending
-            }
-            for future in as_completed(futures):
-                config = futures[future]
-                summary = future.result()
-                results.append((config, summary))
-                if on_done:
-                    on_done(config, summary)
-    order = {id(c): i for i, c in enumerate(configs)}
-    results.sort(key=lambda item: order.get(id(item[0]), 0))
+        summary = folder / "summary.json"
+        if summary.exists():
+            results.append((config, json.loads(summary.read_text())))
+            continue
+        error = folder / "error.json"
+        failed.append(json.loads(error.read_text())["error"] if error.exists() else folder.name)
+    if progress.disk_full:
+        raise ComparisonError(
+            f"the disk holding {out} is full (No space left on device): {len(results)} finished "
+            f"runs are kept; free some space and run the same command again to do the other "
+            f"{len(failed)}"
+        )
+    if failed:
+        raise ComparisonError(
+            f"{len(failed)} of {len(configs)} runs failed (first: {failed[0]}); their error.json "
+            f"under {out} says why; run the same command again to retry them"
+        )
     return results
 
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tutorl._io import atomic_write_json
-from tutorl._process import die_with_parent
+from tutorl._process import die_with_parent, quiet_thread_errors
 from tutorl.rl.train import RunConfig
 
 Handle = tuple[str, int, str]
@@ -79,6 +80,7 @@ def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    quiet_thread_errors()
     from tutorl.rl.train import RunConfig, train
 
     start = time.perf_counter()
@@ -95,18 +97,39 @@ def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -
         train(RunConfig.model_validate_json(config_json), path, llm_service=llm_service)
     except Exception as error:  # recorded, not raised: one bad run must not stop a sweep
         message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-        record_failure(path, message, traceback.format_exc())
-        return {"status": "failed", "error": message, "seconds": time.perf_counter() - start}
+        result = record_failure(path, message, traceback.format_exc())
+        result["seconds"] = time.perf_counter() - start
+        result["disk_full"] = is_disk_full(error)
+        return result
     finally:
         lock.close()
     return {"status": "done", "error": None, "seconds": time.perf_counter() - start}
 
 
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or what it was raised from) says the disk or the quota is full."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        # some writers (torch, zipfile) re-raise it as another type, keeping only the text
+        if os.strerror(errno.ENOSPC) in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def record_failure(folder: Path, message: str, trace: str = "") -> dict[str, Any]:
-    """Write ``error.json`` for a failed run; the result record for progress displays."""
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / "error.json", {"error": message, "traceback": trace})
-    return {"status": "failed", "error": message, "seconds": 0.0}
+    """Write ``error.json`` for a failed run; the result record for progress displays.
+
+    When even that cannot be written (a full disk), the record is still returned: the folder
+    has no ``summary.json``, so the next sweep redoes the run anyway.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "error.json", {"error": message, "traceback": trace})
+    except OSError:
+        pass
+    return {"status": "failed", "error": message, "seconds": 0.0, "disk_full": False}
 
 
 @dataclass
@@ -133,6 +156,8 @@ class SweepProgress:
     running: int = 0
     skipped: int = 0
     seconds: list[float] = field(default_factory=list)
+    #: a run failed because the disk (or quota) is full: no further run is started
+    disk_full: bool = False
 
     def eta(self, workers: int | None) -> float | None:
         """Seconds left: remaining runs × mean run time so far / workers."""
@@ -147,28 +172,37 @@ OnResult = Callable[[Task, dict[str, Any]], None]
 OnStart = Callable[[Task], None]
 
 
-def run_local(tasks: list[Task], workers: int, on_start: OnStart, on_result: OnResult) -> None:
+def run_local(
+    tasks: list[Task],
+    workers: int,
+    on_start: OnStart,
+    on_result: OnResult,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
     """A spawn process pool (forking a process that has loaded torch/OpenMP can deadlock).
 
     Workers end with the sweep (:func:`~tutorl._process.die_with_parent`). A worker that dies
     (killed, out of memory) breaks the pool: the runs then in flight are queued once more on a
-    new pool, and fail after a second death.
+    new pool, and fail after a second death. Once ``stop()`` is true no new run starts; the
+    runs in flight finish.
     """
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     queue = list(tasks)
-    while queue:
+    while queue and not stop():
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=die_with_parent
         ) as pool:
             in_flight: dict[Any, Task] = {}
             broken = False
             while (queue or in_flight) and not broken:
-                while queue and len(in_flight) < workers:
+                while queue and len(in_flight) < workers and not stop():
                     task = queue.pop(0)
                     in_flight[pool.submit(run_task, *task.args())] = task
                     on_start(task)
+                if not in_flight:
+                    break
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in finished:
                     task = in_flight.pop(future)
@@ -192,6 +226,7 @@ def run_ray(
     address: str | None,
     on_start: OnStart,
     on_result: OnResult,
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Ray tasks, one CPU each. ``address=None`` starts a local Ray instance with ``workers``
     CPUs; otherwise connects to that cluster (``"auto"`` or ``"ray://host:10001"``). On a
@@ -230,12 +265,14 @@ def run_ray(
             workers = int(ray.cluster_resources().get("CPU", 1))
         remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
         queue, pending = list(tasks), {}
-        while queue or pending:
+        while (queue and not stop()) or pending:
             # At most `workers` tasks submitted at a time: progress shows what really runs.
-            while queue and len(pending) < workers:
+            while queue and len(pending) < workers and not stop():
                 task = queue.pop(0)
                 pending[remote.remote(*task.args())] = task
                 on_start(task)
+            if not pending:
+                break
             ready, _ = ray.wait(list(pending), num_returns=1)
             task = pending.pop(ready[0])
             try:
@@ -248,15 +285,24 @@ def run_ray(
             ray.shutdown()
 
 
-def plan(configs: list[RunConfig], out: Path) -> tuple[list[Task], list[Task]]:
+FolderOf = Callable[[RunConfig], Path]
+
+
+def plan(
+    configs: list[RunConfig], out: Path, folder_of: FolderOf | None = None
+) -> tuple[list[Task], list[Task]]:
     """Split the sweep's runs into finished ones and ones to do; refuse a folder that holds a
-    run of another configuration (a resumed sweep must never mix in foreign runs)."""
+    run of another configuration (a resumed sweep must never mix in foreign runs).
+
+    :param folder_of: a run's folder (default ``out/runs/<env>/<algo>/<arm>/seed<k>``;
+        ``tutorl compare`` keeps its ``out/<arm>/seed<k>``).
+    """
     from tutorl.experiments.sweep import SweepError, run_key
 
     finished, todo = [], []
     for config in configs:
         key = run_key(config)
-        folder = out / "runs" / key
+        folder = folder_of(config) if folder_of else out / "runs" / key
         stored = folder / "config.json"
         if stored.exists():
             before = RunConfig.model_validate_json(stored.read_text())
@@ -297,6 +343,7 @@ def run_sweep(
     address: str | None = None,
     on_progress: Callable[[SweepProgress, Task | None, dict[str, Any] | None], None] | None = None,
     lock: bool = True,
+    folder_of: FolderOf | None = None,
 ) -> SweepProgress:
     """Run every configuration not already finished under ``out``.
 
@@ -307,16 +354,19 @@ def run_sweep(
     :param address: Ray cluster address (``ray`` only; ``None`` starts Ray locally).
     :param on_progress: called with the counts after each start and result.
     :param lock: hold :func:`sweep_lock` while running (``False``: the caller holds it).
+    :param folder_of: each run's folder (see :func:`plan`).
     """
     out = out.resolve()  # Ray workers on other nodes do not share this process's directory
     if not lock:
-        return _run_sweep(configs, out, executor, workers, address, on_progress)
+        return _run_sweep(configs, out, executor, workers, address, on_progress, folder_of)
     with sweep_lock(out):
-        return _run_sweep(configs, out, executor, workers, address, on_progress)
+        return _run_sweep(configs, out, executor, workers, address, on_progress, folder_of)
 
 
-def _run_sweep(configs, out, executor, workers, address, on_progress) -> SweepProgress:
-    finished, todo = plan(configs, out)
+def _run_sweep(
+    configs, out, executor, workers, address, on_progress, folder_of=None
+) -> SweepProgress:
+    finished, todo = plan(configs, out, folder_of)
     if executor == "local" or address is None:
         workers = workers or max(1, os.cpu_count() or 1)
     progress = SweepProgress(total=len(configs), skipped=len(finished))
@@ -353,12 +403,16 @@ def _run_sweep(configs, out, executor, workers, address, on_progress) -> SweepPr
                 progress.skipped += 1
             else:
                 progress.failed += 1
+                progress.disk_full |= bool(result.get("disk_full"))
             notify(progress, task, result)
 
+        def stop() -> bool:  # on a full disk every further run would fail the same way
+            return progress.disk_full
+
         if executor == "local":
-            run_local(todo, workers, on_start, on_result)
+            run_local(todo, workers, on_start, on_result, stop)
         elif executor == "ray":
-            run_ray(todo, workers, address, on_start, on_result)
+            run_ray(todo, workers, address, on_start, on_result, stop)
         else:
             raise ValueError(f"unknown executor {executor!r}; choose local or ray")
     return progress
