@@ -167,10 +167,11 @@ class FakeEndpoint:
 
 
 def endpoint_seconds_per_step(url: str, n_envs: int, concurrency: int, repeats: int) -> float:
-    from tutorl.tutor.tutors import make_llm_tutor
+    from tutorl.llm.spec import LLMSpec, LLMTutorSpec
 
     game = get_game("blackjack")
-    tutor = make_llm_tutor(game, "fake", url, cache=False, concurrency=concurrency)
+    llm = LLMSpec(model="fake", url=url, cache=False, concurrency=concurrency)
+    tutor = LLMTutorSpec(llm=llm).make(game)
     views = [np.array([12 + i % 9, 2 + i % 9, i % 2]) for i in range(n_envs)]
     times = []
     for _ in range(repeats):

@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from tutorl.envs import get_game
 from tutorl.envs.snake import describe_plain, features
+from tutorl.llm.spec import LLMSpec, LLMTutorSpec
 from tutorl.tutor.quality import sample_states
 from tutorl.tutor.tutors import make_tutor
 
@@ -36,8 +37,8 @@ def main() -> None:
 
     game = get_game("snake")
     views = [view for _, view in sample_states(game, args.states, seed=args.seed)]
-    options = {"model": args.model, "describer": "plain", "calibrate": args.calibrate}
-    llm = make_tutor("llm", game, llm_options=options)
+    spec = LLMTutorSpec(llm=LLMSpec(model=args.model), describer="plain", calibrate=args.calibrate)
+    llm = make_tutor("llm", game, llm=spec)
     answers = [advice.action for advice in llm.advise(views)]
     experts = [int(game.expert(view)) for view in views]
     rules = [int(game.rule(view)) for view in views]

@@ -384,7 +384,7 @@ def test_run_ultra_on_hopper_end_to_end(tmp_path, monkeypatch):
     from tutorl.ultra import pipeline
 
     llm = ScriptedLLM()
-    monkeypatch.setattr(pipeline, "_make_llm", lambda config: llm)
+    monkeypatch.setattr(pipeline.LLMSpec, "make", lambda self, service=None: llm)
     config = pipeline.UltraConfig(
         env="hopper",
         algo="ppo",

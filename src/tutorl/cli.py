@@ -932,7 +932,7 @@ def ask(
         raise UserError("--tutor none gives no advice; choose a tutor")
     game = get_game(env)
     view = _parse_state(game, state) if state else sample_states(game, 1, seed=seed)[0][1]
-    advisor = make_tutor(tutor, game, tutor_accuracy, seed=seed, llm_options=config.llm_options())
+    advisor = make_tutor(tutor, game, tutor_accuracy, seed=seed, llm=config.llm_tutor_spec())
     start = time.perf_counter()
     [advice] = advisor.advise([view])
     latency = time.perf_counter() - start
@@ -1037,7 +1037,7 @@ def _tutor_select(
     rule = make_tutor("rule", game) if game.rule is not None else None
 
     def measure(config, on_seed: int):
-        advisor = make_tutor("llm", game, seed=on_seed, llm_options=config.llm_options())
+        advisor = make_tutor("llm", game, seed=on_seed, llm=config.llm_tutor_spec())
         return evaluate_tutor(game, advisor, states, on_seed, rule=rule).as_dict()
 
     tried = []
@@ -1208,9 +1208,7 @@ def tutor_eval(
     for name in names:
         config = _config(env=name, algo="ppo", tutor=tutor, **fields)
         game = get_game(name)
-        advisor = make_tutor(
-            tutor, game, tutor_accuracy, seed=seed, llm_options=config.llm_options()
-        )
+        advisor = make_tutor(tutor, game, tutor_accuracy, seed=seed, llm=config.llm_tutor_spec())
         # The rule baseline beside every LLM: an LLM that only matches it has learned nothing.
         rule = make_tutor("rule", game) if tutor == "llm" and game.rule is not None else None
         quality = evaluate_tutor(game, advisor, states, seed, rule=rule)

@@ -24,6 +24,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from tutorl._io import atomic_write_json, atomic_write_text
 from tutorl.envs import get_game
 from tutorl.envs.base import Game
+from tutorl.llm.spec import LLMSpec, LLMTutorSpec
 from tutorl.rl.algorithms import ALGOS, DEFAULT_N_ENVS, make_model
 from tutorl.rl.evaluation import EvalResult, evaluate_actor, evaluate_model, tutor_actor
 from tutorl.rl.imitation import ImitationSettings
@@ -94,19 +95,23 @@ class RunConfig(BaseModel):
     # Score mode: correct the model's label prior (tutorl.tutor.llm_tutor); never the expert.
     llm_calibrate: Literal["none", "content-free", "batch-mean"] = "none"
 
-    def llm_options(self) -> dict[str, Any]:
-        return {
-            "model": self.llm,
-            "url": self.llm_url,
-            "api_key_env": self.llm_api_key_env,
-            "mode": self.llm_mode,
-            "template": self.prompt_template,
-            "cache": self.llm_cache,
-            "timeout": self.llm_timeout,
-            "concurrency": self.llm_concurrency,
-            "describer": self.describer,
-            "calibrate": self.llm_calibrate,
-        }
+    def llm_tutor_spec(self) -> LLMTutorSpec:
+        """The LLM tutor these flat fields describe (they stay flat: the run-folder format)."""
+        llm = LLMSpec(
+            model=self.llm,
+            url=self.llm_url,
+            api_key_env=self.llm_api_key_env,
+            timeout=self.llm_timeout,
+            concurrency=self.llm_concurrency,
+            cache=self.llm_cache,
+        )
+        return LLMTutorSpec(
+            llm=llm,
+            mode=self.llm_mode,
+            template=self.prompt_template,
+            describer=self.describer,
+            calibrate=self.llm_calibrate,
+        )
 
     @field_validator("llm_timeout", mode="before")
     @classmethod
@@ -175,14 +180,10 @@ class RunConfig(BaseModel):
                 game.make(**{**game.options, **self.env_options}).close()
             except Exception as error:
                 raise ValueError(f"invalid env option for {self.env}: {error}") from None
-        if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
-            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
-        if self.tutor == "llm" and self.llm is None:
-            if self.llm_url:
-                raise ValueError("--llm-url needs --llm-model (the endpoint's model name)")
-            from tutorl.llm.models import DEFAULT_MODEL
-
-            self.llm = DEFAULT_MODEL
+        if self.llm_url is not None or self.tutor == "llm":
+            llm = self.llm_tutor_spec().llm  # checks the URL and the endpoint's model name
+            if self.tutor == "llm":
+                self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
         return self
 
     @property
@@ -391,7 +392,8 @@ def train(
         game,
         config.tutor_accuracy,
         seed=config.seed + 1,
-        llm_options={**config.llm_options(), "service": llm_service},
+        llm=config.llm_tutor_spec() if config.tutor == "llm" else None,
+        service=llm_service,
     )
     if out_dir is not None:
         # Written once the tutor (an LLM) has loaded: a model that fails leaves no config.

@@ -7,11 +7,15 @@ independently of how good any language model is.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tutorl.envs.base import Game, View
 from tutorl.tutor.base import Advice
+
+if TYPE_CHECKING:
+    from tutorl.llm.spec import LLMTutorSpec
 
 
 class ExpertTutor:
@@ -139,18 +143,22 @@ def make_tutor(
     game: Game,
     accuracy: float = 0.8,
     seed: int | None = None,
-    llm_options: dict | None = None,
+    llm: LLMTutorSpec | None = None,
+    service: tuple[str, int, str] | None = None,
 ):
     """Build a tutor by CLI name. ``none`` returns ``None`` (an untutored run).
 
-    :param llm_options: for ``llm``: ``model`` (embedded name, GGUF path, or endpoint model),
-        ``url``, ``api_key_env``, ``mode`` (score/generate), ``template`` (a prompt template
-        file), ``cache`` (bool).
+    :param llm: for ``llm``: the model and its prompt (:class:`~tutorl.llm.spec.LLMTutorSpec`;
+        default: the default embedded model, the game's prompt, score mode).
+    :param service: for an embedded ``llm``: the handle of a shared
+        :class:`~tutorl.llm.service.LLMService` serving that model.
     """
     if kind == "none":
         return None
     if kind == "llm":
-        return make_llm_tutor(game, **(llm_options or {}))
+        from tutorl.llm.spec import LLMTutorSpec
+
+        return (llm or LLMTutorSpec()).make(game, service)
     if kind == "expert":
         return ExpertTutor(game)
     if kind == "noisy-expert":
@@ -160,45 +168,3 @@ def make_tutor(
     if kind == "rule":
         return RuleTutor(game)
     raise ValueError(f"unknown tutor {kind!r}; choose one of: {', '.join(TUTOR_KINDS)}")
-
-
-def make_llm_tutor(
-    game: Game,
-    model: str | None = None,
-    url: str | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    mode: str = "score",
-    template: str | None = None,
-    cache: bool = True,
-    timeout: float | None = None,
-    concurrency: int = 8,
-    service: tuple[str, int, str] | None = None,
-    describer: str = "default",
-    calibrate: str = "none",
-):
-    """An :class:`~tutorl.tutor.llm_tutor.LLMTutor` on an embedded model or an endpoint
-    (or on a shared :class:`~tutorl.llm.service.LLMService`, given its ``service`` handle),
-    shown the game's ``describer`` state text."""
-    from tutorl.llm import DEFAULT_MODEL, make_llm
-    from tutorl.tutor.llm_tutor import LLMTutor
-    from tutorl.tutor.prompts import PromptTemplate
-
-    prompt = (
-        PromptTemplate.from_file(game, template, mode, describer)
-        if template
-        else PromptTemplate(game, mode, describer=describer)
-    )
-    kwargs: dict = {}
-    if url:  # the endpoint's request deadline and concurrency (an embedded model has neither)
-        kwargs["concurrency"] = concurrency
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-    llm = make_llm(
-        model or DEFAULT_MODEL,
-        url,
-        cache=cache,
-        api_key_env=api_key_env,
-        service=None if url else service,
-        **kwargs,
-    )
-    return LLMTutor(game, llm, mode=mode, template=prompt, calibrate=calibrate)

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from tutorl._io import atomic_write_json
 from tutorl.envs import get_game
+from tutorl.llm.spec import LLMSpec
 from tutorl.ultra.refine import VARIANTS, variants
 
 
@@ -119,13 +120,21 @@ class UltraConfig(BaseModel):
                 )
             # Stored resolved too: a changed default cannot silently rescore a resumed run.
             self.threshold = float(game.ultra_threshold)
-        if "llm" in self.identifiers and self.llm is None and self.llm_url is None:
-            from tutorl.llm.models import DEFAULT_MODEL
-
-            self.llm = DEFAULT_MODEL  # stored resolved: a resumed run keeps its model
-        if self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
-            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
+        if "llm" in self.identifiers or self.llm_url is not None:
+            llm = self.llm_spec()  # checks the URL and the endpoint's model name
+            if "llm" in self.identifiers:
+                self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
         return self
+
+    def llm_spec(self) -> LLMSpec:
+        """The identifying LLM these flat fields describe (flat: the folder's format)."""
+        return LLMSpec(
+            model=self.llm,
+            url=self.llm_url,
+            api_key_env=self.llm_api_key_env,
+            timeout=self.llm_timeout,
+            concurrency=self.llm_concurrency,
+        )
 
 
 def _model_matches(config: UltraConfig, game: Any) -> None:
@@ -308,23 +317,6 @@ def _tables(config: UltraConfig, record: dict[str, Any], episodes, seed: int):
     return table, CriticalTable.random_like(table, episodes, seed=seed)
 
 
-def _make_llm(config: UltraConfig) -> Any:
-    from tutorl.llm import DEFAULT_MODEL, make_llm
-
-    endpoint = (
-        {"timeout": config.llm_timeout, "concurrency": config.llm_concurrency}
-        if config.llm_url
-        else {}
-    )
-    return make_llm(
-        config.llm or DEFAULT_MODEL,
-        config.llm_url,
-        cache=True,
-        api_key_env=config.llm_api_key_env,
-        **endpoint,
-    )
-
-
 def run_ultra(
     config: UltraConfig, out: Path, on_progress: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
@@ -338,7 +330,7 @@ def run_ultra(
     configure_threads()
     say = on_progress or (lambda _: None)
     # The model first: an unknown or uninstalled one fails before anything is written.
-    llm = _make_llm(config) if "llm" in config.identifiers else None
+    llm = config.llm_spec().make() if "llm" in config.identifiers else None
     out.mkdir(parents=True, exist_ok=True)
     lock = run_lock(out)  # two runs writing one folder would overwrite each other's files
     if lock is None:
