@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tutorl._io import atomic_write_bytes, atomic_write_text
-from tutorl.experiments.report import Block, Table, render_html, render_markdown
+from tutorl.experiments.report.document import Block, Table, render_html, render_markdown
 
 VARIANT_TEXT = {
     "none": "continued training, no modulation",
