@@ -427,3 +427,25 @@ def test_curve_bands_stay_within_the_observed_returns_and_panels_hold_five_arms(
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     assert lines["expert level -0.047"].get_linestyle() == "--"
     assert lines["untutored final level -0.100"].get_linestyle() == ":"
+
+
+def test_configurations_with_no_run_started_are_left_out_and_counted(tmp_path):
+    """A sweep run block by block (--only) reports what it ran; a configuration with one run
+    started stays in, with its unfinished runs counted."""
+    import shutil
+
+    from tutorl.experiments.metrics import METRIC_DEFINITIONS, load_results
+
+    rise = [-0.5, -0.4, -0.3, -0.2, -0.1, -0.1, -0.1, -0.1, -0.1]
+    fake_sweep(tmp_path, {"none": [rise] * 3, "expert": [rise] * 3, "expert+reuse": [rise] * 3})
+    shutil.rmtree(tmp_path / "runs" / "blackjack" / "ppo" / "expert+reuse")  # never started
+    shutil.rmtree(tmp_path / "runs" / "blackjack" / "ppo" / "expert" / "seed2")  # not yet
+    runs, curves, _ = load_results(tmp_path)
+    assert set(runs["arm"]) == {"none", "expert"} and runs.attrs["not_started"] == 3
+    assert (runs["status"] == "pending").sum() == 1  # expert seed 2: started configuration
+    paths = write_report(tmp_path, runs, curves, {"name": "t", "metric_definitions":
+                         METRIC_DEFINITIONS}, reps=200)  # fmt: skip
+    md = paths["report.md"].read_text()
+    assert "6 runs: 5 done, 0 failed, 1 unfinished." in md
+    assert "Left out: 3 more runs of the sweep file" in md
+    assert "| expert+reuse |" not in md

@@ -707,8 +707,11 @@ def _write_report(out: Path, reps: int = 2000, tutor_eval: list[Path] | None = N
         "command": f"tutorl sweep {out / 'sweep.yaml'} --out {out} && {report_command}",
     }
     paths = write_report(out, runs, curves, meta, reps=reps)
+    left_out = int(runs.attrs.get("not_started", 0))
     console.print(
-        f"report ({done}/{len(runs)} runs finished): "
+        f"report ({done}/{len(runs)} runs finished"
+        + (f"; {left_out} runs of configurations not started left out" if left_out else "")
+        + "): "
         + ", ".join(str(p) for p in paths.values() if str(p).endswith((".md", ".html", ".csv")))
     )
 

@@ -442,8 +442,10 @@ def load_results(
     (see :func:`expert_levels`).
 
     :returns: ``(runs, curves, spec)``: one row per run (identity columns ``env, algo, arm,
-        tutor, reuse, seed``, status, metrics, the common levels of its game × algorithm); the
-        curves of finished runs keyed by ``(env, algo, arm)``; the sweep spec.
+        tutor, reuse, seed``, status, metrics, the common levels of its game × algorithm) of
+        every configuration with at least one run started (``runs.attrs["not_started"]``
+        counts the runs of the others); the curves of finished runs keyed by
+        ``(env, algo, arm)``; the sweep spec.
     """
     from tutorl.experiments.sweep import expand, load_sweep, run_key
 
@@ -483,13 +485,22 @@ def load_results(
                     config.eval_episodes,
                 )
         run_curves.append(frame)
+    # A configuration (game × algorithm × arm) none of whose runs has started is left out: a
+    # sweep run block by block (`--only`) reports what it ran, not the rest of its file.
+    started = {(r["env"], r["algo"], r["arm"]) for r in rows if r["status"] != "pending"}
+    keep = [not started or (r["env"], r["algo"], r["arm"]) in started for r in rows]
+    not_started = len(keep) - sum(keep)
+    rows = [r for r, k in zip(rows, keep, strict=True) if k]
+    run_curves = [c for c, k in zip(run_curves, keep, strict=True) if k]
     records = expert_levels(out, list(settings.values()))
     expert = {
         pair: records[_reference_key(*setting)]["expert_return"]
         for pair, setting in settings.items()
     }
     runs = add_level_metrics(pd.DataFrame(rows), run_curves, expert, spec.smoothing)
-    return runs.reindex(columns=RUN_COLUMNS), curves, spec
+    runs = runs.reindex(columns=RUN_COLUMNS)
+    runs.attrs["not_started"] = not_started
+    return runs, curves, spec
 
 
 def tutor_of(arm: str) -> str:

@@ -422,9 +422,16 @@ def _status_line(runs: pd.DataFrame) -> str:
     counts = runs["status"].value_counts()
     done, failed = int(counts.get("done", 0)), int(counts.get("failed", 0))
     unfinished = len(runs) - done - failed
-    return f"{len(runs)} runs: {done} done, {failed} failed, {unfinished} unfinished." + (
+    line = f"{len(runs)} runs: {done} done, {failed} failed, {unfinished} unfinished." + (
         " The sweep is incomplete: numbers will change." if unfinished else ""
     )
+    not_started = int(runs.attrs.get("not_started", 0))
+    if not_started:
+        line += (
+            f" Left out: {not_started} more runs of the sweep file whose configurations "
+            "(game × algorithm × arm) have no run started."
+        )
+    return line
 
 
 def _summary_table(t: dict[str, pd.DataFrame]) -> Table:
