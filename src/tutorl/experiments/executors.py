@@ -7,7 +7,8 @@
   it does not stop the others.
 - **Executors.** ``local``: a process pool on this machine. ``ray``: Ray tasks, on a local Ray
   instance or an existing cluster (``address``). Both call the same :func:`run_task`, and a run
-  is a pure function of its configuration, so both give the same results.
+  is a pure function of its configuration (on one machine and library stack: another CPU
+  may round float32 differently), so both give the same results.
 - **Shared LLMs.** Runs whose tutor is an embedded model share one :class:`LLMService` per
   model (one model copy, not one per worker) and the persistent SQLite response cache.
 """

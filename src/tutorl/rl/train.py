@@ -46,7 +46,8 @@ CURVE_COLUMNS = (
 
 
 class RunConfig(BaseModel):
-    """Everything that defines one run. Same config, same seed: same result.
+    """Everything that defines one run. Same config, same seed: same result (on one machine
+    and library stack; another CPU may round float32 differently, see docs/results.md).
 
     ``steps=None`` takes the game's default length; ``ask_decay_steps=None`` (θ) takes 20% of
     the run; ``eval_freq=None`` evaluates 20 times per run.
