@@ -153,6 +153,49 @@ def test_weight_anneals_and_the_guard_stops_imitation():
     assert imitation.weight() == 0.0  # annealed away
 
 
+def test_the_guards_test_ignores_a_lead_within_the_evaluation_noise():
+    from tutorl.rl.evaluation import EvalResult
+
+    def evaluation(mean, std, episodes=100, exact=False):
+        return EvalResult(mean, std, mean, mean, episodes, 0.0, exact=exact)
+
+    _, _, model = model_on("blackjack", "a2c")
+    strict = Imitation(model, ImitationSettings(coef=1.0, guard=True, guard_z=1.645), 1000)
+    loose = Imitation(model, ImitationSettings(coef=1.0, guard=True), 1000)
+    for imitation in (strict, loose):
+        # Random play on Connect Four a little above a weak student: se 0.03 each.
+        imitation.set_tutor_return(evaluation(-0.92, 0.3))
+        imitation.set_student_return(evaluation(-0.96, 0.3))
+    assert strict.tutor_se == pytest.approx(0.03)
+    assert loose.weight() == 1.0 and strict.weight() == 0.0  # a 0.04 lead, noise 0.070
+    for imitation in (strict, loose):
+        imitation.set_student_return(evaluation(-0.5, 0.3))  # the student is ahead
+    assert loose.weight() == 0.0 and strict.weight() == 0.0
+    for imitation in (strict, loose):  # a clear lead: 0.5 against noise 0.070
+        imitation.set_tutor_return(evaluation(0.6, 0.3))
+    assert loose.weight() == 1.0 and strict.weight() == 1.0
+    # Exact evaluations have no noise: the test is the plain guard (Blackjack unchanged).
+    strict.set_tutor_return(evaluation(-0.05, 0.9, exact=True))
+    strict.set_student_return(evaluation(-0.06, 0.9, exact=True))
+    assert strict.tutor_se == 0.0 and strict.weight() == 1.0
+
+
+def test_guard_z_is_a_setting_of_the_guard():
+    from tutorl.rl.train import RunConfig
+
+    config = RunConfig(
+        env="snake", algo="ppo", tutor="random", advice_mode="label", imitation_coef=1.0,
+        imitation_guard=True, imitation_guard_z=1.645,
+    )  # fmt: skip
+    assert config.arm() == "random+label+im1+guard1.645"
+    assert config.imitation().guard_z == 1.645
+    plain = config.model_copy(update={"imitation_guard_z": 0.0})
+    assert plain.arm() == "random+label+im1+guard"  # today's runs keep their folders
+    with pytest.raises(ValueError, match="needs --imitation-guard"):
+        RunConfig(env="snake", algo="ppo", tutor="random", imitation_coef=1.0,
+                  imitation_guard_z=1.0)  # fmt: skip
+
+
 # Advice modes in real training -------------------------------------------------------------------
 
 

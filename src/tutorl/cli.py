@@ -85,7 +85,13 @@ def _llm_fields(
 
 
 def _advice_fields(
-    mode: str, coef: float, anneal: float | None, margin: float, target: str, guard: bool
+    mode: str,
+    coef: float,
+    anneal: float | None,
+    margin: float,
+    target: str,
+    guard: bool,
+    guard_z: float = 0.0,
 ) -> dict[str, Any]:
     """How advice enters learning, from the CLI's shared advice options."""
     return {
@@ -95,6 +101,7 @@ def _advice_fields(
         "imitation_margin": margin,
         "imitation_target": target,
         "imitation_guard": guard,
+        "imitation_guard_z": guard_z,
     }
 
 
@@ -238,6 +245,14 @@ ImitationGuardOpt = Annotated[
         "the student's.",
     ),
 ]
+ImitationGuardZOpt = Annotated[
+    float,
+    typer.Option(
+        "--imitation-guard-z",
+        help="With --imitation-guard: imitate only while the tutor leads by this many standard "
+        "errors of the two evaluations (0: any lead; 1.645: a one-sided 95% test).",
+    ),
+]
 EnvOptionOpt = Annotated[
     list[str] | None,
     typer.Option("--env-option", help="Game option KEY=VALUE, e.g. opponent=greedy (repeatable)."),
@@ -264,6 +279,7 @@ def train(
     imitation_margin: ImitationMarginOpt = 0.8,
     imitation_target: ImitationTargetOpt = "action",
     imitation_guard: ImitationGuardOpt = False,
+    imitation_guard_z: ImitationGuardZOpt = 0.0,
     steps: StepsOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of everything in the run.")] = 0,
     n_envs: Annotated[int | None, typer.Option(help="Vectorised envs.")] = None,
@@ -305,6 +321,7 @@ def train(
             imitation_margin,
             imitation_target,
             imitation_guard,
+            imitation_guard_z,
         ),
         steps=steps,
         seed=seed,
@@ -386,6 +403,7 @@ def compare(
     imitation_margin: ImitationMarginOpt = 0.8,
     imitation_target: ImitationTargetOpt = "action",
     imitation_guard: ImitationGuardOpt = False,
+    imitation_guard_z: ImitationGuardZOpt = 0.0,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
     eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     threshold: Annotated[
@@ -447,6 +465,7 @@ def compare(
             imitation_margin,
             imitation_target,
             imitation_guard,
+            imitation_guard_z,
         ),
         eval_episodes=eval_episodes,
         eval_freq=eval_freq,

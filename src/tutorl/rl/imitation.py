@@ -27,6 +27,9 @@ once before training (greedy play of the tutor on the run's evaluation episodes,
 Blackjack), the student's return is the latest greedy evaluation, and the weight is 0 whenever
 the student's return is at or above the tutor's. A random tutor is overtaken within a few
 evaluations and stops being imitated; an expert keeps teaching until the student matches it.
+With ``guard_z > 0`` the tutor must lead by ``guard_z`` standard errors of the difference of
+the two evaluations: a bad tutor barely above a weak student (random play on Connect Four)
+is not imitated on noise.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class ImitationSettings:
     :param target: ``action`` (the tutor's action) or ``distribution`` (PPO/A2C: cross-entropy
         to the tutor's distribution where it has one).
     :param guard: imitate only while the tutor's evaluated return is above the student's.
+    :param guard_z: how clearly: the tutor's return must exceed the student's by ``guard_z``
+        standard errors of their difference (0: any lead, the original guard; 1.645: a
+        one-sided 95% test). Exact evaluations (Blackjack) have no error, so it changes nothing
+        there.
     :param batch_size: advice samples per gradient step.
     :param capacity: advice samples kept (the oldest are overwritten).
     """
@@ -63,6 +70,7 @@ class ImitationSettings:
     margin: float = 0.8
     target: Literal["action", "distribution"] = "action"
     guard: bool = False
+    guard_z: float = 0.0
     batch_size: int = 64
     capacity: int = 50_000
 
@@ -71,6 +79,8 @@ class ImitationSettings:
             raise ValueError(f"imitation coefficient must be >= 0, got {self.coef}")
         if self.anneal is not None and not 0 < self.anneal <= 1:
             raise ValueError(f"imitation anneal must be in (0, 1], got {self.anneal}")
+        if not self.guard_z >= 0:
+            raise ValueError(f"guard_z must be >= 0, got {self.guard_z}")
         if self.target not in IMITATION_TARGETS:
             raise ValueError(f"imitation target must be one of {IMITATION_TARGETS}")
 
@@ -126,6 +136,13 @@ def margin_loss(q: th.Tensor, actions: th.Tensor, masks: th.Tensor, margin: floa
     return shifted.max(dim=1).values - q.gather(1, actions.view(-1, 1)).squeeze(1)
 
 
+def standard_error(result: Any) -> float:
+    """The standard error of an evaluation's mean return (0 for an exact evaluation)."""
+    if getattr(result, "exact", False) or result.episodes <= 1:
+        return 0.0
+    return float(result.std_return) / float(np.sqrt(result.episodes))
+
+
 class Imitation:
     """The advice store and the supervised term of one tutored model (see the module docstring).
 
@@ -146,6 +163,9 @@ class Imitation:
         self.maskable = isinstance(model.policy, MaskableActorCriticPolicy)
         self.tutor_return: float | None = None
         self.student_return: float | None = None
+        # Standard errors of those evaluations (0 for an exact one), for the guard's test.
+        self.tutor_se = 0.0
+        self.student_se = 0.0
         self.losses: list[float] = []
         self.weights: list[float] = []
         self.applied_steps = 0
@@ -166,15 +186,26 @@ class Imitation:
                 advisor.last_probs[rows],
             )  # fmt: skip
 
+    def set_tutor_return(self, result: Any) -> None:
+        """The tutor's own evaluation (an :class:`~tutorl.rl.evaluation.EvalResult`)."""
+        self.tutor_return, self.tutor_se = result.mean_return, standard_error(result)
+
+    def set_student_return(self, result: Any) -> None:
+        """The student's latest evaluation (an :class:`~tutorl.rl.evaluation.EvalResult`)."""
+        self.student_return, self.student_se = result.mean_return, standard_error(result)
+
     def weight(self) -> float:
-        """λ now: the schedule's value, times 0 while the guard says the student has caught up."""
+        """λ now: the schedule's value, times 0 while the guard says the student has caught up
+        (or, with ``guard_z``, while the tutor's lead is within its evaluation noise)."""
         s = self.settings
         lam = s.coef
         if s.anneal is not None:
             lam *= max(0.0, 1.0 - self.model.num_timesteps / (s.anneal * self.total_steps))
         tutor, student = self.tutor_return, self.student_return
-        if s.guard and tutor is not None and student is not None and student >= tutor:
-            lam = 0.0
+        if s.guard and tutor is not None and student is not None:
+            noise = s.guard_z * float(np.hypot(self.tutor_se, self.student_se))
+            if tutor - student <= noise:  # noise 0: the student is at or above the tutor
+                lam = 0.0
         return lam
 
     def term(self, batch: dict[str, np.ndarray]) -> th.Tensor:
@@ -272,10 +303,10 @@ class ImitationGuard(BaseCallback):
                 'imitation_kwargs={"guard": True}'
             )
         game = self.model.game
-        imitation.tutor_return = evaluate_actor(
+        imitation.set_tutor_return(evaluate_actor(
             game, tutor_actor(game, self.model.advisor.tutor), self.n_eval_episodes,
             self.eval_seed,
-        ).mean_return  # fmt: skip
+        ))  # fmt: skip
         self.logger.record("imitation/tutor_return", imitation.tutor_return)
         self._evaluate()
 
@@ -284,7 +315,7 @@ class ImitationGuard(BaseCallback):
 
         imitation = self.model.imitation
         result = evaluate_model(self.model, self.model.game, self.n_eval_episodes, self.eval_seed)
-        imitation.student_return = result.mean_return
+        imitation.set_student_return(result)
         self.logger.record("imitation/student_return", result.mean_return)
         self.next_eval = self.num_timesteps + self.eval_freq
 

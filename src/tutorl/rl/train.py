@@ -73,6 +73,8 @@ class RunConfig(BaseModel):
     imitation_margin: float = Field(0.8, ge=0.0)
     imitation_target: Literal["action", "distribution"] = "action"
     imitation_guard: bool = False
+    # The guard's evidence: the tutor must lead by this many standard errors (0: any lead).
+    imitation_guard_z: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     steps: int | None = Field(None, gt=0)
     seed: int = Field(0, ge=0)
     n_envs: int | None = Field(None, ge=1)
@@ -168,6 +170,8 @@ class RunConfig(BaseModel):
             )
         if self.imitation_coef == 0 and (self.imitation_guard or self.imitation_anneal is not None):
             raise ValueError("--imitation-guard and --imitation-anneal need --imitation-coef > 0")
+        if self.imitation_guard_z > 0 and not self.imitation_guard:
+            raise ValueError("--imitation-guard-z needs --imitation-guard")
         if self.steps is None:
             self.steps = game.default_steps
         if self.ask_decay_steps is None:
@@ -214,7 +218,7 @@ class RunConfig(BaseModel):
             if self.imitation_target == "distribution":
                 name += "+dist"
             if self.imitation_guard:
-                name += "+guard"
+                name += f"+guard{self.imitation_guard_z:g}" if self.imitation_guard_z else "+guard"
         return f"{name}+reuse" if self.reuse else name
 
     def imitation(self) -> ImitationSettings:
@@ -224,6 +228,7 @@ class RunConfig(BaseModel):
             margin=self.imitation_margin,
             target=self.imitation_target,
             guard=self.imitation_guard,
+            guard_z=self.imitation_guard_z,
         )
 
 
@@ -274,7 +279,7 @@ class CurveCallback(BaseCallback):
         self.last = result
         imitation = getattr(self.model, "imitation", None)
         if imitation is not None:
-            imitation.student_return = result.mean_return  # what the guard compares with
+            imitation.set_student_return(result)  # what the guard compares with
         stats = self.advisor.stats if self.advisor else None
         row = {
             "step": self.num_timesteps,
@@ -414,17 +419,20 @@ def train(
                 "margin": config.imitation_margin,
                 "target": config.imitation_target,
                 "guard": config.imitation_guard,
+                "guard_z": config.imitation_guard_z,
             },
         )
         if config.imitation_guard and model.imitation is not None:
             # The tutor's own greedy return, on the student's evaluation protocol.
-            model.imitation.tutor_return = evaluate_actor(
-                game,
-                tutor_actor(game, tutor),
-                config.eval_episodes,
-                config.eval_seed,
-                config.env_options,
-            ).mean_return
+            model.imitation.set_tutor_return(
+                evaluate_actor(
+                    game,
+                    tutor_actor(game, tutor),
+                    config.eval_episodes,
+                    config.eval_seed,
+                    config.env_options,
+                )
+            )
     advisor, imitation = model.advisor, model.imitation
 
     callback = CurveCallback(game, config, advisor, out_dir, start_time, on_eval)
