@@ -1333,7 +1333,7 @@ def envs() -> None:
     from tutorl.envs import game_names, get_game
 
     table = Table(title="games")
-    for column in ("env", "actions", "success threshold", "default steps", "options"):
+    for column in ("env", "actions", "success threshold", "default steps", "options", "needs"):
         table.add_column(column)
     for name in game_names():
         game = get_game(name)
@@ -1343,6 +1343,7 @@ def envs() -> None:
             f"{game.success_threshold:g}",
             f"{game.default_steps:,}",
             json.dumps(game.options),
+            Text(", ".join(game.missing_installs()) or "—"),  # text, never Rich markup
         )
     console.print(table)
 

@@ -124,6 +124,9 @@ class Game:
     :param check_state: optional ``check_state(view) -> None`` raising ``ValueError`` that names
         what makes a hand-written state impossible in play (a floating Connect Four piece, a
         Snake heading into its own neck); ``tutorl ask --state`` refuses such states.
+    :param requires: optional modules the game needs, each with the tutorl extra that installs
+        it (``(("minigrid", "extra-games"),)``); ``tutorl envs`` names the install of those
+        missing (``make`` still fails in one line through :func:`require`).
     """
 
     name: str
@@ -148,6 +151,24 @@ class Game:
     convergence_tolerance: float | None = None
     ultra_threshold: float | None = None
     check_state: Callable[[View], None] | None = None
+    requires: tuple[tuple[str, str], ...] = ()
+
+    def missing_installs(self) -> list[str]:
+        """The ``pip install`` of each optional module in :attr:`requires` not installed."""
+        import importlib.util
+
+        def installed(module: str) -> bool:
+            try:
+                return importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):  # a broken or blocked install
+                return False
+
+        return [
+            f"pip install 'tutorl[{extra}]'"
+            for module, extra in self.requires
+            if not installed(module)
+        ]
+
     rule: Callable[[View], int] | None = None
     describers: dict[str, Callable[[View], str]] = field(default_factory=dict)
 

@@ -517,6 +517,7 @@ RULES = (
 
 GAME = Game(
     name="doorkey",
+    requires=(("minigrid", "extra-games"),),
     make=lambda **kw: FlatDoorKeyEnv(**kw),
     action_names=ACTION_NAMES,
     describe=describe,

@@ -152,6 +152,7 @@ RULES = (
 
 GAME = Game(
     name="hopper",
+    requires=(("mujoco", "extra-games"),),
     make=make,
     action_names=ACTION_NAMES,
     describe=describe,
