@@ -449,3 +449,16 @@ def test_configurations_with_no_run_started_are_left_out_and_counted(tmp_path):
     assert "6 runs: 5 done, 0 failed, 1 unfinished." in md
     assert "Left out: 3 more runs of the sweep file" in md
     assert "| expert+reuse |" not in md
+
+
+def test_a_baseline_not_started_stays_in_and_marks_the_report_incomplete(tmp_path):
+    import shutil
+
+    from tutorl.experiments.metrics import load_results
+
+    rise = [-0.5, -0.4, -0.3, -0.2, -0.1, -0.1, -0.1, -0.1, -0.1]
+    fake_sweep(tmp_path, {"none": [rise] * 3, "expert": [rise] * 3, "expert+reuse": [rise] * 3})
+    shutil.rmtree(tmp_path / "runs" / "blackjack" / "ppo" / "none")  # every speed-up's reference
+    runs, _, _ = load_results(tmp_path)
+    assert set(runs["arm"]) == {"none", "expert", "expert+reuse"}
+    assert runs.attrs["not_started"] == 0 and (runs["status"] == "pending").sum() == 3

@@ -16,6 +16,7 @@ import pytest
 from tutorl.experiments.executors import run_sweep
 from tutorl.experiments.metrics import curve_metrics, load_results
 from tutorl.experiments.sweep import SweepError, expand, load_sweep, run_key, select
+from tutorl.rl.train import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
@@ -330,3 +331,38 @@ def test_committed_sweep_files_load_and_name_the_runs_the_docs_quote():
         "rule+label+im1+guard",
     ]
     assert len(main) == 15 and {c.seed for c in main} == set(range(5))
+
+
+def test_a_run_whose_folder_cannot_be_made_is_a_failed_result_not_a_crash(tmp_path):
+    from tutorl.experiments.executors import Task, run_local
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    config = RunConfig(env="blackjack", algo="dqn", steps=100, eval_freq=100, eval_episodes=2)
+    results = []
+    run_local([Task("k", config, blocker / "run")], 1, lambda t: None,
+              lambda t, r: results.append(r))  # fmt: skip
+    assert [r["status"] for r in results] == ["failed"]
+    assert "NotADirectoryError" in results[0]["error"] and not results[0]["disk_full"]
+
+
+def test_disk_full_is_this_machines_disk_not_an_endpoints():
+    import errno
+
+    from tutorl.experiments.executors import is_disk_full
+    from tutorl.llm.base import LLMError
+
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(RuntimeError("PytorchStreamWriter failed: No space left on device"))
+    assert not is_disk_full(LLMError("endpoint said: No space left on device"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+
+
+def test_an_unused_endpoint_in_shared_defaults_is_accepted_but_checked():
+    from tutorl.ultra.pipeline import UltraConfig
+
+    # A sweep's defaults may name the endpoint its LLM arms use; the other arms ignore it.
+    RunConfig(env="blackjack", algo="ppo", tutor="expert", llm_url="http://127.0.0.1:1/v1")
+    UltraConfig(env="blackjack", algo="ppo", identifiers=["expert"], llm_url="http://h:1/v1")
+    with pytest.raises(ValueError, match="http://"):
+        RunConfig(env="blackjack", algo="ppo", tutor="expert", llm_url="ftp://x")

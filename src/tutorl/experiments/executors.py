@@ -86,7 +86,10 @@ def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -
 
     start = time.perf_counter()
     path = Path(folder)
-    lock = run_lock(path)
+    try:
+        lock = run_lock(path)
+    except OSError as error:  # the run folder cannot even be made (a full disk, say)
+        return failure_of(path, error, time.perf_counter() - start)
     if lock is None:
         message = "another process is training this run (a second sweep on the same folder?)"
         return {"status": "failed", "error": message, "seconds": 0.0}
@@ -97,26 +100,35 @@ def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -
         (path / "error.json").unlink(missing_ok=True)
         train(RunConfig.model_validate_json(config_json), path, llm_service=llm_service)
     except Exception as error:  # recorded, not raised: one bad run must not stop a sweep
-        message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-        result = record_failure(path, message, traceback.format_exc())
-        result["seconds"] = time.perf_counter() - start
-        result["disk_full"] = is_disk_full(error)
-        return result
+        return failure_of(path, error, time.perf_counter() - start)
     finally:
         lock.close()
     return {"status": "done", "error": None, "seconds": time.perf_counter() - start}
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error`` (or what it was raised from) says the disk or the quota is full."""
+    """Whether ``error`` (or what it was raised from) says this machine's disk or quota is
+    full (an LLM endpoint quoting its own full disk does not count)."""
+    from tutorl.llm.base import LLMError
+
     while error is not None:
+        if isinstance(error, LLMError):
+            return False
         if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
-        # some writers (torch, zipfile) re-raise it as another type, keeping only the text
+        # some writers (torch, zipfile, Ray's task errors) re-raise it keeping only the text
         if os.strerror(errno.ENOSPC) in str(error):
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+def failure_of(folder: Path, error: BaseException, seconds: float = 0.0) -> dict[str, Any]:
+    """The result record of a run that raised ``error`` (recorded in ``error.json`` if the
+    disk allows), marked ``disk_full`` when it did so for want of space."""
+    message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+    result = record_failure(folder, message, traceback.format_exc())
+    return {**result, "seconds": seconds, "disk_full": is_disk_full(error)}
 
 
 def record_failure(folder: Path, message: str, trace: str = "") -> dict[str, Any]:
@@ -208,10 +220,14 @@ def run_local(
                 for future in finished:
                     task = in_flight.pop(future)
                     try:
-                        on_result(task, future.result())
+                        result = future.result()
                     except BrokenProcessPool:
                         broken = True
                         in_flight[future] = task  # handled with the others below
+                        continue
+                    except Exception as error:  # run_task never raises; its transport may
+                        result = failure_of(task.folder, error)
+                    on_result(task, result)
             for task in in_flight.values():  # only after a broken pool
                 task.attempts += 1
                 if task.attempts < 2:
@@ -278,8 +294,9 @@ def run_ray(
             task = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
-            except Exception as error:  # the worker itself died
+            except Exception as error:  # the worker itself died, or could not start the run
                 result = record_failure(task.folder, f"ray worker failed: {type(error).__name__}")
+                result["disk_full"] = is_disk_full(error)
             on_result(task, result)
     finally:
         if started_here:

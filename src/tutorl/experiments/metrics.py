@@ -487,8 +487,16 @@ def load_results(
         run_curves.append(frame)
     # A configuration (game × algorithm × arm) none of whose runs has started is left out: a
     # sweep run block by block (`--only`) reports what it ran, not the rest of its file.
+    # The baseline of a game × algorithm with any run started always stays: every speed-up
+    # is measured against it, so a report without it must say it is incomplete.
     started = {(r["env"], r["algo"], r["arm"]) for r in rows if r["status"] != "pending"}
-    keep = [not started or (r["env"], r["algo"], r["arm"]) in started for r in rows]
+    pairs = {(env, algo) for env, algo, _ in started}
+    keep = [
+        not started
+        or (r["env"], r["algo"], r["arm"]) in started
+        or (r["arm"] == BASELINE and (r["env"], r["algo"]) in pairs)
+        for r in rows
+    ]
     not_started = len(keep) - sum(keep)
     rows = [r for r, k in zip(rows, keep, strict=True) if k]
     run_curves = [c for c, k in zip(run_curves, keep, strict=True) if k]

@@ -185,10 +185,12 @@ class RunConfig(BaseModel):
                 game.make(**{**game.options, **self.env_options}).close()
             except Exception as error:
                 raise ValueError(f"invalid env option for {self.env}: {error}") from None
-        if self.llm_url is not None or self.tutor == "llm":
+        if self.tutor == "llm":
             llm = self.llm_tutor_spec().llm  # checks the URL and the endpoint's model name
-            if self.tutor == "llm":
-                self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
+            self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
+        elif self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
+            # Unused by this tutor (a sweep's shared defaults), but never silently malformed.
+            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
         return self
 
     @property

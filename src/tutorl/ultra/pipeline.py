@@ -120,10 +120,11 @@ class UltraConfig(BaseModel):
                 )
             # Stored resolved too: a changed default cannot silently rescore a resumed run.
             self.threshold = float(game.ultra_threshold)
-        if "llm" in self.identifiers or self.llm_url is not None:
+        if "llm" in self.identifiers:
             llm = self.llm_spec()  # checks the URL and the endpoint's model name
-            if "llm" in self.identifiers:
-                self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
+            self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
+        elif self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
+            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
         return self
 
     def llm_spec(self) -> LLMSpec:
