@@ -134,8 +134,7 @@ def write_ultra_report(out: Path) -> dict[str, Path]:
             "p",
             f"Sub-optimal agent: {agent}; {config['episodes']} episodes analysed per seed; "
             f"refinement {config['refine_steps']:,} steps; reward scale "
-            f"{config['reward_scale']:g}; {config['seeds']} seeds; evaluation on "
-            f"{config['eval_episodes']} episodes (exact for Blackjack).",
+            f"{config['reward_scale']:g}; {config['seeds']} seeds; {_evaluation(config)}.",
         ),
         Block("img", ("ultra.png", title)),
         Block("table", table),
@@ -161,3 +160,16 @@ def write_ultra_report(out: Path) -> dict[str, Path]:
         atomic_write_text(folder / name, text)
         written[name] = folder / name
     return written
+
+
+def _evaluation(config: dict[str, Any]) -> str:
+    """How returns were measured: exactly where the game has an exact evaluator."""
+    from tutorl.envs import get_game
+
+    try:
+        exact = get_game(config["env"]).exact_evaluator is not None
+    except ValueError:  # a user's game that is not importable where the report is written
+        exact = False
+    if exact:
+        return "returns evaluated exactly (the game's exact evaluator)"
+    return f"evaluation on {config['eval_episodes']} episodes"
