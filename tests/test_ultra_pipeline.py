@@ -85,6 +85,18 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     again = run_ultra(config, out)
     assert json.dumps(again["rows"]) == json.dumps(summary["rows"])
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    # A seed folder without its summary.json (killed at the end, or written before seeds had
+    # one) resumes from its files: nothing is redone, the summary is written again.
+    seed_summary = json.loads((seed / "summary.json").read_text())
+    assert seed_summary["critical"] == {"expert": len(expert["critical"]),
+                                        "llm": len(llm["critical"])}  # fmt: skip
+    assert seed_summary["returns"]["none"] == [rows[("expert", "none")]["before"][0],
+                                               rows[("expert", "none")]["after"][0]]  # fmt: skip
+    (seed / "summary.json").unlink()
+    stamps = {p: t for p, t in stamps.items() if p.name != "summary.json"}
+    run_ultra(config, out)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert json.loads((seed / "summary.json").read_text())["returns"] == seed_summary["returns"]
 
     # Another configuration in the same folder is refused.
     with pytest.raises(ValueError, match="another configuration"):
@@ -110,6 +122,57 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
     # Fewer seeds than stored (e.g. the default --seeds on a longer run) is refused.
     with pytest.raises(ValueError, match="holds 2 seeds"):
         run_ultra(config, out)
+
+
+def _two_seeds(**kw) -> UltraConfig:
+    return UltraConfig(
+        env="blackjack", algo="dqn", train_steps=600, episodes=3, identifiers=["expert"],
+        variants=["none", "A"], refine_steps=300, seeds=2, eval_episodes=5, **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_seeds_on_two_workers_and_on_ray_give_the_same_results(tmp_path):
+    pytest.importorskip("ray")
+    local = run_ultra(_two_seeds(), tmp_path / "local", workers=2)
+    ray = run_ultra(_two_seeds(), tmp_path / "ray", executor="ray", workers=2)
+    assert json.dumps(local["rows"]) == json.dumps(ray["rows"])
+    assert {r["seeds"] for r in local["rows"]} == {2}
+    for k in range(2):
+        a, b = (json.loads((tmp_path / f / f"seed{k}" / "summary.json").read_text())
+                for f in ("local", "ray"))  # fmt: skip
+        assert a["returns"] == b["returns"] and a["critical"] == b["critical"]
+
+
+@pytest.mark.slow
+def test_a_failed_seed_does_not_stop_the_others_and_is_redone_next_time(tmp_path):
+    out = tmp_path / "ultra"
+    broken = out / "seed1" / "episodes.jsonl"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("not an episode\n")  # seed 1 fails when it reads its episodes
+    result = subprocess.run(
+        [sys.executable, "-m", "tutorl.cli", "ultra", "--env", "blackjack", "--algo", "dqn",
+         "--train-steps", "600", "--episodes", "3", "--identifier", "expert", "--variant",
+         "none", "--variant", "A", "--refine-steps", "300", "--seeds", "2",
+         "--eval-episodes", "5", "--workers", "2", "--out", str(out)],
+        capture_output=True, text=True, env=ENV, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "1 of 2 seeds failed" in errors[0], result.stderr
+    assert "seed1: FAILED" in result.stdout and "seed0: done" in result.stdout
+    assert (out / "seed0" / "summary.json").exists()
+    assert not (out / "seed1" / "summary.json").exists()
+    assert "error" in json.loads((out / "seed1" / "error.json").read_text())
+    # The finished seed is reported (the report says how many seeds each row has).
+    assert {r["seeds"] for r in json.loads((out / "ultra.json").read_text())["rows"]} == {1}
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "seed0").rglob("*") if p.is_file()}
+    broken.unlink()
+    summary = run_ultra(_two_seeds(), out)
+    assert {r["seeds"] for r in summary["rows"]} == {2}
+    assert not (out / "seed1" / "error.json").exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # seed 0 not redone
 
 
 def test_a_folder_without_a_stored_threshold_resumes_only_with_an_explicit_one(tmp_path):

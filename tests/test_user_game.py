@@ -66,6 +66,23 @@ def test_compare_and_a_two_worker_sweep_run_the_users_game(tmp_path):
 
 
 @pytest.mark.slow
+def test_ultra_seeds_run_the_users_game_on_two_workers_with_one_served_llm(tmp_path):
+    out = tmp_path / "u"
+    result = tutorl("ultra", "--env", "usergame.games:FROZEN", "--algo", "ppo",
+                    "--train-steps", "400", "--episodes", "2", "--identifier", "llm",
+                    "--variant", "none", "--variant", "A", "--refine-steps", "200",
+                    "--seeds", "2", "--eval-episodes", "3", "--max-episode-steps", "30",
+                    "--workers", "2", "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    for k in range(2):
+        seed = json.loads((out / f"seed{k}" / "summary.json").read_text())
+        assert set(seed["returns"]) == {"none", "llm/A"}
+        counters = json.loads((out / f"seed{k}" / "llm" / "identification.json").read_text())
+        assert counters["counters"]["chunks"] >= 1  # the LLM was asked about each seed
+    assert "| llm | A | 2 |" in (out / "report" / "ultra.md").read_text()
+
+
+@pytest.mark.slow
 def test_the_ray_executor_imports_the_users_game(tmp_path):
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(

@@ -33,3 +33,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_save_model(model: Any, path: str | Path) -> None:
+    """``model.save`` (an SB3 model) to ``path`` via a synced temporary zip and a rename: a
+    ``summary.json`` written after it can never point at half a model."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    model.save(tmp)
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

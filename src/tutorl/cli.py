@@ -253,6 +253,24 @@ ImitationGuardZOpt = Annotated[
         "errors of the two evaluations (0: any lead; 1.645: a one-sided 95% test).",
     ),
 ]
+ExecutorOpt = Annotated[
+    str, typer.Option(help="local (process pool) or ray (local Ray, or --address).")
+]
+WorkersOpt = Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")]
+AddressOpt = Annotated[
+    str | None, typer.Option(help="Ray cluster address (auto, ray://host:10001).")
+]
+
+
+def _check_executor(executor: str, workers: int | None, address: str | None) -> None:
+    if executor not in ("local", "ray"):
+        raise UserError(f"--executor must be local or ray, got {executor!r}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if address is not None and executor != "ray":
+        raise UserError("--address is for --executor ray")
+
+
 EnvOptionOpt = Annotated[
     list[str] | None,
     typer.Option("--env-option", help="Game option KEY=VALUE, e.g. opponent=greedy (repeatable)."),
@@ -556,13 +574,9 @@ def compare(
 def sweep(
     file: Annotated[Path, typer.Argument(help="Sweep file (YAML), e.g. configs/smoke.yaml.")],
     out: Annotated[Path, typer.Option(help="Sweep folder: runs, and later the report.")],
-    executor: Annotated[
-        str, typer.Option(help="local (process pool) or ray (local Ray, or --address).")
-    ] = "local",
-    workers: Annotated[int | None, typer.Option(help="Parallel runs (default: cores).")] = None,
-    address: Annotated[
-        str | None, typer.Option(help="Ray cluster address (auto, ray://host:10001).")
-    ] = None,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
     only: Annotated[
         list[str] | None,
         typer.Option(help="Run only runs with FIELD=VALUE (repeat; same field: any value)."),
@@ -583,12 +597,7 @@ def sweep(
     from tutorl.experiments.executors import plan, run_sweep, sweep_lock
     from tutorl.experiments.sweep import expand, load_sweep, select
 
-    if executor not in ("local", "ray"):
-        raise UserError(f"--executor must be local or ray, got {executor!r}")
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if address is not None and executor != "ray":
-        raise UserError("--address is for --executor ray")
+    _check_executor(executor, workers, address)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     spec = load_sweep(file)
@@ -786,10 +795,20 @@ def ultra(
     llm_timeout: LLMTimeoutOpt = 60.0,
     llm_concurrency: LLMConcurrencyOpt = 8,
     env_option: EnvOptionOpt = None,
+    executor: ExecutorOpt = "local",
+    workers: Annotated[
+        int | None, typer.Option(help="Seeds done at once (default: cores).")
+    ] = None,
+    address: AddressOpt = None,
 ) -> None:
-    """ULTRA: name an agent's critical states (LLM or expert), refine it, compare variants."""
-    from tutorl.ultra.pipeline import UltraConfig, run_ultra
+    """ULTRA: name an agent's critical states (LLM or expert), refine it, compare variants.
 
+    Each seed is a task of the sweep's run store: resumable, done --workers at once."""
+    from tutorl.ultra.pipeline import UltraConfig, UltraError, run_ultra
+
+    _check_executor(executor, workers, address)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
     try:
         config = UltraConfig(
             env=env,
@@ -815,7 +834,15 @@ def ultra(
         )
     except ValidationError as error:
         raise UserError(_validation_message(error)) from None
-    run_ultra(config, out, on_progress=lambda text: console.print(text, highlight=False))
+
+    def show(text: str) -> None:  # may quote a seed's error: untrusted text, printed as text
+        console.print(one_line(text), highlight=False, markup=False)
+
+    try:
+        run_ultra(config, out, show, executor=executor, workers=workers, address=address)
+    except UltraError as error:
+        _print_error(str(error))
+        raise typer.Exit(1) from None
     console.print((out / "report" / "ultra.md").read_text(), highlight=False, markup=False)
     console.print(f"report: {out / 'report'}")
 

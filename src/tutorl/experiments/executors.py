@@ -11,6 +11,9 @@
   may round float32 differently), so both give the same results.
 - **Shared LLMs.** Runs whose tutor is an embedded model share one :class:`LLMService` per
   model (one model copy, not one per worker) and the persistent SQLite response cache.
+- **Jobs.** A task is a training run (``train``: a :class:`RunConfig`) or one seed of
+  ``tutorl ultra`` (``ultra-seed``: a :class:`tutorl.ultra.pipeline.UltraSeed`); both live in
+  this store with the same lock, ``summary.json``, ``error.json`` and full-disk stop.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from tutorl._io import atomic_write_json
 from tutorl._process import die_with_parent, quiet_thread_errors
@@ -74,16 +79,38 @@ def sweep_lock(out: Path) -> Any:
     return handle
 
 
-def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -> dict[str, Any]:
-    """Train one run into ``folder``; never raises (a failure is recorded in ``error.json``).
+Job = Literal["train", "ultra-seed"]
+
+
+def _train(config_json: str, folder: Path, llm_service: Handle | None) -> None:
+    from tutorl.rl.train import RunConfig, train
+
+    train(RunConfig.model_validate_json(config_json), folder, llm_service=llm_service)
+
+
+def _ultra_seed(config_json: str, folder: Path, llm_service: Handle | None) -> None:
+    from tutorl.ultra.pipeline import UltraSeed, run_seed
+
+    run_seed(UltraSeed.model_validate_json(config_json), folder, llm_service=llm_service)
+
+
+JOBS: dict[str, Callable[[str, Path, Handle | None], None]] = {
+    "train": _train,
+    "ultra-seed": _ultra_seed,
+}
+
+
+def run_task(
+    config_json: str, folder: str, llm_service: Handle | None = None, job: Job = "train"
+) -> dict[str, Any]:
+    """Do one task (train a run, or one ULTRA seed) into ``folder``; never raises (a failure is
+    recorded in ``error.json``). The job writes ``summary.json`` last when it is complete.
 
     Runs in a worker process (pool or Ray): imports stay inside so the parent stays light.
     """
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     quiet_thread_errors()
-    from tutorl.rl.train import RunConfig, train
-
     start = time.perf_counter()
     path = Path(folder)
     try:
@@ -98,7 +125,7 @@ def run_task(config_json: str, folder: str, llm_service: Handle | None = None) -
         return {"status": "skipped", "error": None, "seconds": 0.0}
     try:
         (path / "error.json").unlink(missing_ok=True)
-        train(RunConfig.model_validate_json(config_json), path, llm_service=llm_service)
+        JOBS[job](config_json, path, llm_service)
     except Exception as error:  # recorded, not raised: one bad run must not stop a sweep
         return failure_of(path, error, time.perf_counter() - start)
     finally:
@@ -147,16 +174,19 @@ def record_failure(folder: Path, message: str, trace: str = "") -> dict[str, Any
 
 @dataclass
 class Task:
-    """One run to do: its configuration, folder and (if any) shared LLM service."""
+    """One task to do: its configuration (a :class:`RunConfig` for ``train``), folder, the
+    embedded model it loads (shared through one service) and that service's handle."""
 
     key: str
-    config: RunConfig
+    config: BaseModel
     folder: Path
     llm_service: Handle | None = None
     attempts: int = 0
+    job: Job = "train"
+    embedded_llm: str | None = None
 
-    def args(self) -> tuple[str, str, Handle | None]:
-        return (self.config.model_dump_json(), str(self.folder), self.llm_service)
+    def args(self) -> tuple[str, str, Handle | None, Job]:
+        return (self.config.model_dump_json(), str(self.folder), self.llm_service, self.job)
 
 
 @dataclass
@@ -330,7 +360,8 @@ def plan(
                     f"{folder} holds a run with a different configuration "
                     f"({', '.join(changed)}); choose another --out or remove that folder"
                 )
-        task = Task(key, config, folder)
+        embedded = config.llm if config.tutor == "llm" and not config.llm_url else None
+        task = Task(key, config, folder, embedded_llm=embedded)
         if (folder / "summary.json").exists():
             finished.append(task)
             continue
@@ -350,7 +381,7 @@ def shared_llms(tasks: list[Task], share: bool) -> set[str]:
     """Embedded models that runs of ``tasks`` load (runs on an endpoint need none)."""
     if not share:
         return set()
-    return {t.config.llm for t in tasks if t.config.tutor == "llm" and not t.config.llm_url}
+    return {t.embedded_llm for t in tasks if t.embedded_llm}
 
 
 def run_sweep(
@@ -385,9 +416,23 @@ def _run_sweep(
     configs, out, executor, workers, address, on_progress, folder_of=None
 ) -> SweepProgress:
     finished, todo = plan(configs, out, folder_of)
+    return run_tasks(todo, len(configs), len(finished), executor, workers, address, on_progress)
+
+
+def run_tasks(
+    todo: list[Task],
+    total: int,
+    skipped: int = 0,
+    executor: Literal["local", "ray"] = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    on_progress: Callable[[SweepProgress, Task | None, dict[str, Any] | None], None] | None = None,
+) -> SweepProgress:
+    """Do ``todo`` (of ``total`` tasks, ``skipped`` of them already finished) on an executor,
+    serving each embedded model they load once; stop starting tasks on a full disk."""
     if executor == "local" or address is None:
         workers = workers or max(1, os.cpu_count() or 1)
-    progress = SweepProgress(total=len(configs), skipped=len(finished))
+    progress = SweepProgress(total=total, skipped=skipped)
     notify = on_progress or (lambda *_: None)
     notify(progress, None, None)
     if not todo:
@@ -403,8 +448,8 @@ def _run_sweep(
             for spec in sorted(shared_llms(todo, share))
         }
         for task in todo:
-            if task.config.tutor == "llm" and not task.config.llm_url:
-                task.llm_service = services.get(task.config.llm)
+            if task.embedded_llm:
+                task.llm_service = services.get(task.embedded_llm)
 
         def on_start(task: Task) -> None:
             progress.running += 1

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
-from tutorl._io import atomic_write_json, atomic_write_text
+from tutorl._io import atomic_save_model, atomic_write_json, atomic_write_text
 from tutorl.envs import get_game
 from tutorl.envs.base import Game
 from tutorl.llm.spec import LLMSpec, LLMTutorSpec
@@ -468,11 +468,7 @@ def train(
         "llm": llm_stats(tutor),
     }
     if out_dir is not None:
-        tmp_model = out_dir / ".model.tmp.zip"
-        model.save(tmp_model)
-        with open(tmp_model, "rb+") as handle:
-            os.fsync(handle.fileno())  # on disk before summary.json can say the run is complete
-        os.replace(tmp_model, out_dir / "model.zip")
+        atomic_save_model(model, out_dir / "model.zip")
         # Written last: its presence marks the run as complete.
         atomic_write_json(out_dir / "summary.json", summary)
     return summary, model

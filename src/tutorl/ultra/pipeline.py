@@ -13,6 +13,12 @@ resumes where a kill stopped it):
    the lookup table built from them; ``random-table.json`` for the ablation.
 4. ``<identifier>/<variant>.json``: continued training from ``agent.zip`` under each variant
    (``none`` is shared by the identifiers: it uses no table), return before and after.
+5. ``summary.json``, written last: the seed is finished (the run store's mark, as for a
+   training run; a seed folder without one resumes from its files above).
+
+Each seed is a task of the sweep's run store and executors (:mod:`tutorl.experiments.executors`):
+``--workers`` seeds at once on a local pool or on Ray, a failed seed recorded in its
+``error.json`` without stopping the others, a full disk stopping new seeds.
 
 ``OUT/ultra.json`` and the report (``OUT/report/``, :mod:`tutorl.ultra.report`) then hold the
 table over seeds: return before and after refinement (mean with a 95% bootstrap interval), the
@@ -27,7 +33,6 @@ values), suggested actions are vectors, and the table matches states within a ra
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from tutorl._io import atomic_write_json
+from tutorl._io import atomic_save_model, atomic_write_json
 from tutorl.envs import get_game
 from tutorl.llm.spec import LLMSpec
 from tutorl.ultra.refine import VARIANTS, variants
@@ -155,14 +160,6 @@ def _model_matches(config: UltraConfig, game: Any) -> None:
         env.close()
 
 
-def _save_model(model: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    model.save(tmp)
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def _agent(config: UltraConfig, seed: int, folder: Path) -> Path:
     path = folder / "agent.zip"
     if path.exists():
@@ -170,14 +167,14 @@ def _agent(config: UltraConfig, seed: int, folder: Path) -> Path:
     if config.model is not None:
         from tutorl.rl.evaluation import load_model
 
-        _save_model(load_model(config.model), path)
+        atomic_save_model(load_model(config.model), path)
         return path
     from tutorl.ultra.trajectories import train_suboptimal
 
     model = train_suboptimal(
         config.env, config.algo, config.train_steps, seed, env_options=config.env_options
     )
-    _save_model(model, path)
+    atomic_save_model(model, path)
     return path
 
 
@@ -318,20 +315,47 @@ def _tables(config: UltraConfig, record: dict[str, Any], episodes, seed: int):
     return table, CriticalTable.random_like(table, episodes, seed=seed)
 
 
+class UltraSeed(BaseModel):
+    """One seed of an ULTRA experiment: a task of the run store
+    (:mod:`tutorl.experiments.executors`), done in ``OUT/seed<k>/``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: UltraConfig
+    seed: int = Field(ge=0)
+
+
+class UltraError(ValueError):
+    """Some seeds failed (their ``error.json`` says why) or the disk filled up; the finished
+    seeds are kept and the same command does the rest."""
+
+
 def run_ultra(
-    config: UltraConfig, out: Path, on_progress: Callable[[str], None] | None = None
+    config: UltraConfig,
+    out: Path,
+    on_progress: Callable[[str], None] | None = None,
+    executor: Literal["local", "ray"] = "local",
+    workers: int | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the experiment into ``out``; return the summary (also in ``ultra.json``).
 
-    :raises ValueError: ``out`` holds another configuration, or another process is running there.
-    """
-    from tutorl.experiments.executors import run_lock
-    from tutorl.rl.train import configure_threads
+    Each seed is a task of the sweep's run store, done by its executor (``workers`` seeds at
+    once; a seed's ``summary.json`` marks it finished), so a failed seed does not stop the
+    others and a full disk stops starting new ones.
 
-    configure_threads()
+    :raises ValueError: ``out`` holds another configuration, or another process is running there.
+    :raises UltraError: some seeds failed or the disk is full (the others' results are kept).
+    """
+    from tutorl.experiments.executors import Task, run_lock, run_tasks
+
     say = on_progress or (lambda _: None)
-    # The model first: an unknown or uninstalled one fails before anything is written.
-    llm = config.llm_spec().make() if "llm" in config.identifiers else None
+    embedded = "llm" in config.identifiers and not config.llm_url
+    if embedded:  # an unknown or uninstalled model fails before anything is written
+        from tutorl.llm.models import resolve_model
+
+        resolve_model(config.llm)
+    out = out.resolve()  # Ray workers on other nodes do not share this process's directory
     out.mkdir(parents=True, exist_ok=True)
     lock = run_lock(out)  # two runs writing one folder would overwrite each other's files
     if lock is None:
@@ -339,18 +363,76 @@ def run_ultra(
             f"another tutorl ultra is running in {out}; wait for it or use another --out"
         )
     try:
-        return _run_locked(config, out, llm, say)
+        _store_config(config, out)
+        todo = []
+        for seed in range(config.seeds):
+            folder = out / f"seed{seed}"
+            if (folder / "summary.json").exists():
+                continue
+            # The model is served only to seeds that still have to ask it.
+            asks = embedded and not (folder / "llm" / "identification.json").exists()
+            task = UltraSeed(config=config, seed=seed)
+            todo.append(
+                Task(f"seed{seed}", task, folder, job="ultra-seed",
+                     embedded_llm=config.llm if asks else None)
+            )  # fmt: skip
+        progress = run_tasks(
+            todo,
+            config.seeds,
+            config.seeds - len(todo),
+            executor,
+            workers,
+            address,
+            on_progress=lambda progress, task, result: _show(progress, task, result, say),
+        )
+        finished = progress.done + progress.skipped
+        if finished:
+            summary = summarise(out, config)
+            atomic_write_json(out / "ultra.json", summary)
+            from tutorl.ultra.report import write_ultra_report
+
+            write_ultra_report(out)  # OUT/report/ultra.md, .html, .png, .csv
     finally:
         lock.close()
+    if progress.disk_full:
+        raise UltraError(
+            f"the disk holding {out} is full (No space left on device): {finished} finished "
+            "seeds are kept; free some space and run the same command again to do the others"
+        )
+    if progress.failed:
+        raise UltraError(
+            f"{progress.failed} of {config.seeds} seeds failed (each failed seed's error.json "
+            f"under {out} says why); {finished} finished seeds are kept: run the same command "
+            "again to retry the others"
+        )
+    return summary
 
 
-def _run_locked(
-    config: UltraConfig, out: Path, llm: Any, say: Callable[[str], None]
-) -> dict[str, Any]:
-    from tutorl.rl.evaluation import load_model
-    from tutorl.ultra.refine import refine
-    from tutorl.ultra.table import CriticalTable
+def _show(progress: Any, task: Any, result: dict[str, Any] | None, say: Callable[[str], None]):
+    """A seed's progress lines, written by this process from the seed's ``summary.json``."""
+    if task is None:
+        return
+    if result is None:
+        say(f"{task.key}: started ({progress.running} running)")
+        return
+    if result["status"] == "requeued":
+        say(f"{task.key}: its worker died; starting it again")
+        return
+    count = f"{progress.done + progress.skipped} of {progress.total} seeds finished"
+    if result["status"] != "done":
+        why = f": {result['error']}" if result.get("error") else ""
+        say(f"{task.key}: FAILED in {result['seconds']:.0f} s{why} ({count})")
+        return
+    seed = json.loads((task.folder / "summary.json").read_text())
+    named = ", ".join(f"{k} named {n} critical steps" for k, n in seed["critical"].items())
+    say(f"{task.key}: done in {result['seconds']:.0f} s; {named} ({count})")
+    for key, (before, after) in seed["returns"].items():
+        say(f"{task.key}: {key}: return {before:.3f} -> {after:.3f}")
 
+
+def _store_config(config: UltraConfig, out: Path) -> None:
+    """Write ``out/config.json``, or check that ``out`` holds this configuration (only the
+    number of seeds may grow)."""
     stored = out / "config.json"
     previous, unstored_threshold = None, False
     if stored.exists():
@@ -379,30 +461,48 @@ def _run_locked(
             )
     if previous is None or unstored_threshold or previous.seeds != config.seeds:
         atomic_write_json(stored, config.model_dump())
+
+
+def run_seed(
+    task: UltraSeed, folder: Path, llm_service: tuple[str, int, str] | None = None
+) -> dict[str, Any]:
+    """Do (or resume) one seed into ``folder``: agent, episodes, identifications, tables and
+    refinements, each written once and atomically; ``summary.json`` last.
+
+    :param llm_service: handle of a shared :class:`~tutorl.llm.service.LLMService` serving the
+        identifying model (``None``: this process loads it, if it still has to ask it).
+    """
+    from tutorl.rl.evaluation import load_model
+    from tutorl.rl.train import configure_threads
+    from tutorl.ultra.refine import refine
+    from tutorl.ultra.table import CriticalTable
+
+    configure_threads()
+    start = time.perf_counter()
+    config, seed = task.config, task.seed
     game = get_game(config.env)
-    for seed in range(config.seeds):
-        folder = out / f"seed{seed}"
-        folder.mkdir(exist_ok=True)
-        agent = _agent(config, seed, folder)
-        episodes = _episodes(config, seed, folder, agent)
-        say(f"seed {seed}: agent and {len(episodes)} episodes ready")
-        for identifier in config.identifiers:
-            sub = folder / identifier
-            ident_path = sub / "identification.json"
-            if ident_path.exists():
-                record = json.loads(ident_path.read_text())
-            else:
-                record = _identify(config, identifier, episodes, llm)
-                atomic_write_json(ident_path, record)
-            if not (sub / "table.json").exists():
-                table, random_table = _tables(config, record, episodes, seed)
-                random_table.save(sub / "random-table.json")
-                table.save(sub / "table.json")
-            say(f"seed {seed}: {identifier} named {len(record['critical'])} critical steps")
-            for variant in config.variants:
-                path = _result_path(folder, identifier, variant)
-                if path.exists():
-                    continue
+    folder.mkdir(parents=True, exist_ok=True)
+    agent = _agent(config, seed, folder)
+    episodes = _episodes(config, seed, folder, agent)
+    critical: dict[str, int] = {}
+    returns: dict[str, list[float]] = {}
+    for identifier in config.identifiers:
+        sub = folder / identifier
+        ident_path = sub / "identification.json"
+        if ident_path.exists():
+            record = json.loads(ident_path.read_text())
+        else:
+            llm = config.llm_spec().make(llm_service) if identifier == "llm" else None
+            record = _identify(config, identifier, episodes, llm)
+            atomic_write_json(ident_path, record)
+        if not (sub / "table.json").exists():
+            table, random_table = _tables(config, record, episodes, seed)
+            random_table.save(sub / "random-table.json")
+            table.save(sub / "table.json")
+        critical[identifier] = len(record["critical"])
+        for variant in config.variants:
+            path = _result_path(folder, identifier, variant)
+            if not path.exists():
                 name = "random-table.json" if variant == "random" else "table.json"
                 table = CriticalTable.load(sub / name, game=game)
                 result = refine(
@@ -417,15 +517,17 @@ def _run_locked(
                     eval_episodes=config.eval_episodes,
                 )
                 atomic_write_json(path, result)
-                say(
-                    f"seed {seed}: {identifier}/{variant}: return {result['return_before']:.3f}"
-                    f" -> {result['return_after']:.3f}"
-                )
-    summary = summarise(out, config)
-    atomic_write_json(out / "ultra.json", summary)
-    from tutorl.ultra.report import write_ultra_report
-
-    write_ultra_report(out)  # OUT/report/ultra.md, .html, .png, .csv
+            result = json.loads(path.read_text())
+            key = variant if variant == "none" else f"{identifier}/{variant}"
+            returns[key] = [result["return_before"], result["return_after"]]
+    summary = {
+        "seed": seed,
+        "episodes": len(episodes),
+        "critical": critical,
+        "returns": returns,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    atomic_write_json(folder / "summary.json", summary)  # written last: the seed is finished
     return summary
 
 

@@ -1,0 +1,91 @@
+"""What doing ULTRA's seeds on the run store's executor buys: one worker against two.
+
+Runs the same ULTRA experiment twice, side by side in one session: ``--workers 1`` then
+``--workers 2``, each into its own folder with its own (empty) LLM response cache, so neither
+reads the other's answers. Reports both wall times, their ratio, and whether the two tables are
+identical; with ``--committed`` it also checks the table against a committed result folder
+(``docs/results/ultra/<name>/ultra.json``). Writes ``benchmarks/results/ultra_workers.json``.
+
+    python benchmarks/ultra_workers.py [--committed docs/results/ultra/blackjack-ppo]
+
+The default is the committed Blackjack PPO benchmark of docs/ultra.md (3 seeds, the expert and
+the embedded SmolLM2 as identifiers). An embedded model is served once to both workers and
+answers one request at a time, so its reading does not get faster with workers; training and
+refinement do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _run(workers: int, out: Path, args: argparse.Namespace) -> tuple[float, dict]:
+    from tutorl.ultra.pipeline import UltraConfig, run_ultra
+
+    config = UltraConfig(
+        env=args.env,
+        algo=args.algo,
+        train_steps=args.train_steps,
+        episodes=args.episodes,
+        refine_steps=args.refine_steps,
+        seeds=args.seeds,
+        eval_episodes=args.eval_episodes,
+    )
+    os.environ["TUTORL_CACHE"] = str(out.parent / f"cache-{workers}.sqlite")  # cold, own cache
+    start = time.perf_counter()
+    summary = run_ultra(config, out, workers=workers)
+    return time.perf_counter() - start, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="blackjack")
+    parser.add_argument("--algo", default="ppo")
+    parser.add_argument("--train-steps", type=int, default=5000)
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--refine-steps", type=int, default=5000)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--committed", type=Path, default=Path("docs/results/ultra/blackjack-ppo"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ultra_workers.json"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        one_s, one = _run(1, Path(tmp) / "w1", args)
+        two_s, two = _run(2, Path(tmp) / "w2", args)
+    rows = json.dumps(one["rows"], sort_keys=True)
+    result = {
+        "command": "python benchmarks/ultra_workers.py",
+        "experiment": {k: v for k, v in vars(args).items() if k not in ("out", "committed")},
+        "seconds_1_worker": round(one_s, 1),
+        "seconds_2_workers": round(two_s, 1),
+        "speedup": round(one_s / two_s, 2),
+        "tables_identical": rows == json.dumps(two["rows"], sort_keys=True),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+    }
+    committed = args.committed / "ultra.json"
+    if committed.exists():
+        stored = json.loads(committed.read_text())["rows"]
+        result["committed"] = str(committed)
+        result["committed_identical"] = rows == json.dumps(stored, sort_keys=True)
+        # Where they differ: the mean return after refinement per row, here and committed.
+        result["after_here_vs_committed"] = {
+            f"{a['identifier']}/{a['variant']}": [a["after"][0], b["after"][0]]
+            for a, b in zip(one["rows"], stored, strict=True)
+        }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
