@@ -272,3 +272,28 @@ def test_the_table_covers_every_subcommand():
     covered = {args[0] for args, _ in CASES}
     assert commands <= covered, commands - covered
     assert len(CASES) >= 100
+
+
+def test_each_shared_option_defaults_to_its_configuration_field():
+    # The option groups are declared once in the CLI; their defaults must be the
+    # configuration's, or `tutorl train` and a sweep file would train different runs.
+    from tutorl.cli import ADVICE_OPTIONS, LLM_OPTIONS, LLM_TUTOR_OPTIONS
+    from tutorl.rl.train import RunConfig
+    from tutorl.ultra.pipeline import UltraConfig
+
+    for model, groups in ((RunConfig, (ADVICE_OPTIONS, LLM_TUTOR_OPTIONS)),
+                          (UltraConfig, (LLM_OPTIONS,))):  # fmt: skip
+        for group in groups:
+            for name, option in group.items():
+                assert option.default == model.model_fields[option.field].default, name
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "ask", "tutor-eval", "ultra"])
+def test_the_shared_options_reach_every_command_that_takes_them(command, capsys):
+    with pytest.raises(SystemExit) as end:
+        main([command, "--help"])
+    assert end.value.code == 0
+    shown = capsys.readouterr().out
+    assert "--llm-model" in shown and "--llm-timeout" in shown
+    assert ("--imitation-guard-z" in shown) == (command in ("train", "compare"))
+    assert ("--llm-calibrate" in shown) == (command != "ultra")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
 import json
 import math
 import os
 import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,54 +61,6 @@ def _validation_message(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         parts.append(f"{where.replace('_', '-')}: {message}")
     return "invalid run configuration: " + "; ".join(parts)
-
-
-def _llm_fields(
-    model: str | None,
-    url: str | None,
-    mode: str,
-    api_key_env: str,
-    template: Path | None,
-    cache: bool,
-    describer: str = "default",
-    calibrate: str = "none",
-    timeout: float = 60.0,
-    concurrency: int = 8,
-) -> dict[str, Any]:
-    """The LLM-tutor part of a run configuration, from the CLI's shared LLM options."""
-    return {
-        "llm_timeout": timeout,
-        "llm_concurrency": concurrency,
-        "llm": model,
-        "llm_url": url,
-        "llm_mode": mode,
-        "llm_api_key_env": api_key_env,
-        "prompt_template": str(template) if template else None,
-        "llm_cache": cache,
-        "describer": describer,
-        "llm_calibrate": calibrate,
-    }
-
-
-def _advice_fields(
-    mode: str,
-    coef: float,
-    anneal: float | None,
-    margin: float,
-    target: str,
-    guard: bool,
-    guard_z: float = 0.0,
-) -> dict[str, Any]:
-    """How advice enters learning, from the CLI's shared advice options."""
-    return {
-        "advice_mode": mode,
-        "imitation_coef": coef,
-        "imitation_anneal": anneal,
-        "imitation_margin": margin,
-        "imitation_target": target,
-        "imitation_guard": guard,
-        "imitation_guard_z": guard_z,
-    }
 
 
 def _config(**kwargs: Any):
@@ -262,6 +220,86 @@ AddressOpt = Annotated[
 ]
 
 
+# Option groups ----------------------------------------------------------------------------------
+# Each group is declared once: the options it adds to a command and the RunConfig (or
+# UltraConfig) field each one sets. `_with_options` appends a group's options to a command's
+# signature (what Typer reads); the command receives them as `**options`, and `_fields` maps them
+# onto the configuration. tests/test_cli_table.py checks that their defaults are the
+# configuration's.
+
+
+@dataclass(frozen=True)
+class _Option:
+    annotation: Any
+    default: Any
+    field: str  # the configuration field it sets
+
+
+#: The LLM itself (`tutorl.llm.spec.LLMSpec`): ULTRA's identifier and every LLM tutor.
+LLM_OPTIONS = {
+    "llm_model": _Option(LLMModelOpt, None, "llm"),
+    "llm_url": _Option(LLMUrlOpt, None, "llm_url"),
+    "llm_api_key_env": _Option(LLMKeyOpt, "OPENAI_API_KEY", "llm_api_key_env"),
+    "llm_timeout": _Option(LLMTimeoutOpt, 60.0, "llm_timeout"),
+    "llm_concurrency": _Option(LLMConcurrencyOpt, 8, "llm_concurrency"),
+}
+#: An LLM as a tutor (`tutorl.llm.spec.LLMTutorSpec`): the model, and how it is asked.
+LLM_TUTOR_OPTIONS = {
+    **LLM_OPTIONS,
+    "llm_mode": _Option(LLMModeOpt, "score", "llm_mode"),
+    "prompt_template": _Option(PromptOpt, None, "prompt_template"),
+    "describer": _Option(DescriberOpt, "default", "describer"),
+    "llm_calibrate": _Option(CalibrateOpt, "none", "llm_calibrate"),
+    "cache": _Option(CacheOpt, True, "llm_cache"),
+}
+#: How advice enters learning (`tutorl.rl.imitation.ImitationSettings` and the advice mode).
+ADVICE_OPTIONS = {
+    "advice_mode": _Option(AdviceModeOpt, "replace", "advice_mode"),
+    "imitation_coef": _Option(ImitationCoefOpt, 0.0, "imitation_coef"),
+    "imitation_anneal": _Option(ImitationAnnealOpt, None, "imitation_anneal"),
+    "imitation_margin": _Option(ImitationMarginOpt, 0.8, "imitation_margin"),
+    "imitation_target": _Option(ImitationTargetOpt, "action", "imitation_target"),
+    "imitation_guard": _Option(ImitationGuardOpt, False, "imitation_guard"),
+    "imitation_guard_z": _Option(ImitationGuardZOpt, 0.0, "imitation_guard_z"),
+}
+
+
+def _with_options(*groups: tuple[str, dict[str, _Option]]) -> Callable[[Callable], Callable]:
+    """Add the options of ``groups`` (``(help panel, options)``) to a command that takes them
+    as ``**options``; ``--help`` shows each group in its own panel."""
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        added = []
+        for panel, group in groups:
+            for name, option in group.items():
+                kind, info = typing.get_args(option.annotation)
+                info = copy.copy(info)
+                info.rich_help_panel = panel
+                added.append(
+                    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                      default=option.default, annotation=Annotated[kind, info])
+                )  # fmt: skip
+
+        @functools.wraps(command)
+        def with_options(**kwargs: Any) -> Any:
+            return command(**kwargs)
+
+        with_options.__signature__ = signature.replace(parameters=own + added)
+        return with_options
+
+    return decorate
+
+
+def _fields(options: dict[str, Any], group: dict[str, _Option]) -> dict[str, Any]:
+    """The configuration fields that a command's ``options`` of ``group`` set."""
+    fields = {o.field: options[name] for name, o in group.items()}
+    if fields.get("prompt_template") is not None:
+        fields["prompt_template"] = str(fields["prompt_template"])
+    return fields
+
+
 def _check_executor(executor: str, workers: int | None, address: str | None) -> None:
     if executor not in ("local", "ray"):
         raise UserError(f"--executor must be local or ray, got {executor!r}")
@@ -278,6 +316,7 @@ EnvOptionOpt = Annotated[
 
 
 @app.command()
+@_with_options(("Advice", ADVICE_OPTIONS), ("LLM tutor", LLM_TUTOR_OPTIONS))
 def train(
     env: EnvOpt,
     algo: AlgoOpt,
@@ -291,34 +330,18 @@ def train(
     advice_budget: Annotated[
         int | None, typer.Option(help="Cap on the total tutor asks (default: none).")
     ] = None,
-    advice_mode: AdviceModeOpt = "replace",
-    imitation_coef: ImitationCoefOpt = 0.0,
-    imitation_anneal: ImitationAnnealOpt = None,
-    imitation_margin: ImitationMarginOpt = 0.8,
-    imitation_target: ImitationTargetOpt = "action",
-    imitation_guard: ImitationGuardOpt = False,
-    imitation_guard_z: ImitationGuardZOpt = 0.0,
     steps: StepsOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of everything in the run.")] = 0,
     n_envs: Annotated[int | None, typer.Option(help="Vectorised envs.")] = None,
     eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
-    llm_model: LLMModelOpt = None,
-    llm_url: LLMUrlOpt = None,
-    llm_mode: LLMModeOpt = "score",
-    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
-    llm_timeout: LLMTimeoutOpt = 60.0,
-    llm_concurrency: LLMConcurrencyOpt = 8,
-    prompt_template: PromptOpt = None,
-    describer: DescriberOpt = "default",
-    llm_calibrate: CalibrateOpt = "none",
-    cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default runs/<env>-<algo>-...).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    **options: Any,
 ) -> None:
     """Train one student, with or without a tutor, and write its run folder."""
     config = _config(
@@ -332,33 +355,14 @@ def train(
         ask_end=ask_end,
         ask_decay_steps=ask_decay_steps,
         advice_budget=advice_budget,
-        **_advice_fields(
-            advice_mode,
-            imitation_coef,
-            imitation_anneal,
-            imitation_margin,
-            imitation_target,
-            imitation_guard,
-            imitation_guard_z,
-        ),
+        **_fields(options, ADVICE_OPTIONS),
         steps=steps,
         seed=seed,
         n_envs=n_envs,
         eval_freq=eval_freq,
         eval_episodes=eval_episodes,
         env_options=_parse_env_options(env_option),
-        **_llm_fields(
-            llm_model,
-            llm_url,
-            llm_mode,
-            llm_api_key_env,
-            prompt_template,
-            cache,
-            describer,
-            llm_calibrate,
-            llm_timeout,
-            llm_concurrency,
-        ),
+        **_fields(options, LLM_TUTOR_OPTIONS),
     )
     from tutorl.rl.train import train as train_run
 
@@ -406,6 +410,7 @@ def _refuse_foreign_run(out: Path, config: Any) -> None:
 
 
 @app.command()
+@_with_options(("Advice", ADVICE_OPTIONS), ("LLM tutor", LLM_TUTOR_OPTIONS))
 def compare(
     env: EnvOpt,
     algo: AlgoOpt,
@@ -415,35 +420,19 @@ def compare(
     steps: StepsOpt = None,
     ask_decay_steps: DecayOpt = None,
     reuse_budget: Annotated[int, typer.Option(help="Reuses per answer before re-asking.")] = 3,
-    advice_mode: AdviceModeOpt = "replace",
-    imitation_coef: ImitationCoefOpt = 0.0,
-    imitation_anneal: ImitationAnnealOpt = None,
-    imitation_margin: ImitationMarginOpt = 0.8,
-    imitation_target: ImitationTargetOpt = "action",
-    imitation_guard: ImitationGuardOpt = False,
-    imitation_guard_z: ImitationGuardZOpt = 0.0,
     eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
     eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     threshold: Annotated[
         float | None,
         typer.Option(help="Success threshold for steps-to-threshold (default: the game's)."),
     ] = None,
-    llm_model: LLMModelOpt = None,
-    llm_url: LLMUrlOpt = None,
-    llm_mode: LLMModeOpt = "score",
-    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
-    llm_timeout: LLMTimeoutOpt = 60.0,
-    llm_concurrency: LLMConcurrencyOpt = 8,
-    prompt_template: PromptOpt = None,
-    describer: DescriberOpt = "default",
-    llm_calibrate: CalibrateOpt = "none",
-    cache: CacheOpt = True,
     env_option: EnvOptionOpt = None,
     workers: Annotated[
         int | None, typer.Option(help="Parallel processes (default: cores).")
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for runs, table and plot.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+    **options: Any,
 ) -> None:
     """Train the arms no tutor / tutor / tutor + reuse over several seeds and compare them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -476,30 +465,11 @@ def compare(
         steps=steps,
         ask_decay_steps=ask_decay_steps,
         reuse_budget=reuse_budget,
-        **_advice_fields(
-            advice_mode,
-            imitation_coef,
-            imitation_anneal,
-            imitation_margin,
-            imitation_target,
-            imitation_guard,
-            imitation_guard_z,
-        ),
+        **_fields(options, ADVICE_OPTIONS),
         eval_episodes=eval_episodes,
         eval_freq=eval_freq,
         env_options=_parse_env_options(env_option),
-        **_llm_fields(
-            llm_model,
-            llm_url,
-            llm_mode,
-            llm_api_key_env,
-            prompt_template,
-            cache,
-            describer,
-            llm_calibrate,
-            llm_timeout,
-            llm_concurrency,
-        ),
+        **_fields(options, LLM_TUTOR_OPTIONS),
     )
     game = get_game(env)
     out = out or Path("runs") / f"compare-{env}-{algo}-{tutor}"
@@ -752,6 +722,7 @@ def _default_identifiers(env: str) -> list[str]:
 
 
 @app.command()
+@_with_options(("LLM identifier", LLM_OPTIONS))
 def ultra(
     env: EnvOpt,
     algo: AlgoOpt,
@@ -789,17 +760,13 @@ def ultra(
     chunk_tokens: Annotated[
         int, typer.Option(help="Approximate tokens of episode text per LLM request.")
     ] = 600,
-    llm_model: LLMModelOpt = None,
-    llm_url: LLMUrlOpt = None,
-    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
-    llm_timeout: LLMTimeoutOpt = 60.0,
-    llm_concurrency: LLMConcurrencyOpt = 8,
     env_option: EnvOptionOpt = None,
     executor: ExecutorOpt = "local",
     workers: Annotated[
         int | None, typer.Option(help="Seeds done at once (default: cores).")
     ] = None,
     address: AddressOpt = None,
+    **options: Any,
 ) -> None:
     """ULTRA: name an agent's critical states (LLM or expert), refine it, compare variants.
 
@@ -825,11 +792,7 @@ def ultra(
             seeds=seeds,
             eval_episodes=eval_episodes,
             chunk_tokens=chunk_tokens,
-            llm=llm_model,
-            llm_url=llm_url,
-            llm_api_key_env=llm_api_key_env,
-            llm_timeout=llm_timeout,
-            llm_concurrency=llm_concurrency,
+            **_fields(options, LLM_OPTIONS),
             env_options=_parse_env_options(env_option),
         )
     except ValidationError as error:
@@ -926,6 +889,7 @@ def evaluate(
 
 
 @app.command()
+@_with_options(("LLM tutor", LLM_TUTOR_OPTIONS))
 def ask(
     env: EnvOpt,
     tutor: TutorOpt = "llm",
@@ -939,17 +903,8 @@ def ask(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random reachable state.")] = 0,
-    llm_model: LLMModelOpt = None,
-    llm_url: LLMUrlOpt = None,
-    llm_mode: LLMModeOpt = "score",
-    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
-    llm_timeout: LLMTimeoutOpt = 60.0,
-    llm_concurrency: LLMConcurrencyOpt = 8,
-    prompt_template: PromptOpt = None,
-    describer: DescriberOpt = "default",
-    llm_calibrate: CalibrateOpt = "none",
-    cache: CacheOpt = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    **options: Any,
 ) -> None:
     """Show one state, the prompt, the tutor's distribution and choice, and the expert's."""
     import time
@@ -964,18 +919,7 @@ def ask(
         algo="ppo",
         tutor=tutor,
         tutor_accuracy=tutor_accuracy,
-        **_llm_fields(
-            llm_model,
-            llm_url,
-            llm_mode,
-            llm_api_key_env,
-            prompt_template,
-            cache,
-            describer,
-            llm_calibrate,
-            llm_timeout,
-            llm_concurrency,
-        ),
+        **_fields(options, LLM_TUTOR_OPTIONS),
     )
     if tutor == "none":
         raise UserError("--tutor none gives no advice; choose a tutor")
@@ -1180,6 +1124,7 @@ def _parse_state(game, text: str):
 
 
 @app.command("tutor-eval")
+@_with_options(("LLM tutor", LLM_TUTOR_OPTIONS))
 def tutor_eval(
     env: Annotated[
         list[str] | None, typer.Option("--env", help="Game(s) to measure (default: all).")
@@ -1188,16 +1133,6 @@ def tutor_eval(
     tutor_accuracy: AccuracyOpt = 0.8,
     states: Annotated[int, typer.Option(help="Sampled reachable states per game.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the state sample.")] = 0,
-    llm_model: LLMModelOpt = None,
-    llm_url: LLMUrlOpt = None,
-    llm_mode: LLMModeOpt = "score",
-    llm_api_key_env: LLMKeyOpt = "OPENAI_API_KEY",
-    llm_timeout: LLMTimeoutOpt = 60.0,
-    llm_concurrency: LLMConcurrencyOpt = 8,
-    prompt_template: PromptOpt = None,
-    describer: DescriberOpt = "default",
-    llm_calibrate: CalibrateOpt = "none",
-    cache: CacheOpt = True,
     select: Annotated[
         list[str] | None,
         typer.Option(
@@ -1211,6 +1146,7 @@ def tutor_eval(
         typer.Option(help="Seed of the states candidates are chosen on (default: --seed + 1)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    **options: Any,
 ) -> None:
     """Measure a tutor's agreement with the expert over sampled reachable states.
 
@@ -1227,18 +1163,7 @@ def tutor_eval(
         raise UserError(f"--states must be >= 1, got {states}")
     if tutor == "none":
         raise UserError("--tutor none has nothing to measure; choose a tutor")
-    fields = _llm_fields(
-        llm_model,
-        llm_url,
-        llm_mode,
-        llm_api_key_env,
-        prompt_template,
-        cache,
-        describer,
-        llm_calibrate,
-        llm_timeout,
-        llm_concurrency,
-    )
+    fields = _fields(options, LLM_TUTOR_OPTIONS)
     if select:
         _tutor_select(env, tutor, select, states, seed, select_seed, fields, as_json)
         return
@@ -1251,7 +1176,7 @@ def tutor_eval(
         for n in game_names()
         if get_game(n).has_expert
         and not get_game(n).continuous
-        and (describer == "default" or describer in get_game(n).describers)
+        and (fields["describer"] == "default" or fields["describer"] in get_game(n).describers)
         and (tutor != "rule" or get_game(n).rule is not None)
     ]
     for name in names:
