@@ -297,3 +297,24 @@ def test_the_shared_options_reach_every_command_that_takes_them(command, capsys)
     assert "--llm-model" in shown and "--llm-timeout" in shown
     assert ("--imitation-guard-z" in shown) == (command in ("train", "compare"))
     assert ("--llm-calibrate" in shown) == (command != "ultra")
+
+
+@pytest.mark.parametrize("command", ["sweep", "ultra"])
+def test_the_ray_executor_without_ray_is_one_line_before_anything_is_written(
+    command, tmp_path, monkeypatch, capsys
+):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a)
+    )
+    out = tmp_path / "out"
+    head = ["sweep", "configs/smoke.yaml"] if command == "sweep" else [
+        "ultra", "--env", "blackjack", "--algo", "dqn", "--identifier", "expert"]  # fmt: skip
+    with pytest.raises(SystemExit) as end:
+        main([*head, "--out", str(out), "--executor", "ray"])
+    assert end.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and 'pip install "tutorl[ray]"' in err
+    assert not out.exists()

@@ -127,7 +127,7 @@ def test_ultra_pipeline_runs_resumes_and_summarises(tmp_path, monkeypatch):
 def _two_seeds(**kw) -> UltraConfig:
     return UltraConfig(
         env="blackjack", algo="dqn", train_steps=600, episodes=3, identifiers=["expert"],
-        variants=["none", "A"], refine_steps=300, seeds=2, eval_episodes=5, **kw,
+        variants=["none", "A", "random"], refine_steps=300, seeds=2, eval_episodes=5, **kw,
     )  # fmt: skip
 
 
@@ -147,13 +147,14 @@ def test_seeds_on_two_workers_and_on_ray_give_the_same_results(tmp_path):
 @pytest.mark.slow
 def test_a_failed_seed_does_not_stop_the_others_and_is_redone_next_time(tmp_path):
     out = tmp_path / "ultra"
-    broken = out / "seed1" / "episodes.jsonl"
-    broken.parent.mkdir(parents=True)
-    broken.write_text("not an episode\n")  # seed 1 fails when it reads its episodes
+    # Seed 1 fails after its `none` and `A` refinements, when it reads its `random` result
+    # (a folder where the file should be).
+    broken = out / "seed1" / "expert" / "random.json"
+    broken.mkdir(parents=True)
     result = subprocess.run(
         [sys.executable, "-m", "tutorl.cli", "ultra", "--env", "blackjack", "--algo", "dqn",
          "--train-steps", "600", "--episodes", "3", "--identifier", "expert", "--variant",
-         "none", "--variant", "A", "--refine-steps", "300", "--seeds", "2",
+         "none", "--variant", "A", "--variant", "random", "--refine-steps", "300", "--seeds", "2",
          "--eval-episodes", "5", "--workers", "2", "--out", str(out)],
         capture_output=True, text=True, env=ENV, timeout=600,
     )  # fmt: skip
@@ -165,14 +166,32 @@ def test_a_failed_seed_does_not_stop_the_others_and_is_redone_next_time(tmp_path
     assert (out / "seed0" / "summary.json").exists()
     assert not (out / "seed1" / "summary.json").exists()
     assert "error" in json.loads((out / "seed1" / "error.json").read_text())
-    # The finished seed is reported (the report says how many seeds each row has).
-    assert {r["seeds"] for r in json.loads((out / "ultra.json").read_text())["rows"]} == {1}
+    # Only the finished seed is reported: not the failed seed's `none` result so far.
+    assert (out / "seed1" / "none.json").exists()
+    partial = json.loads((out / "ultra.json").read_text())
+    assert {r["seeds"] for r in partial["rows"]} == {1} and partial["seeds_finished"] == 1
+    assert "incomplete: 1 of 2 seeds finished" in (out / "report" / "ultra.md").read_text()
     stamps = {p: p.stat().st_mtime_ns for p in (out / "seed0").rglob("*") if p.is_file()}
-    broken.unlink()
+    broken.rmdir()
     summary = run_ultra(_two_seeds(), out)
-    assert {r["seeds"] for r in summary["rows"]} == {2}
+    assert {r["seeds"] for r in summary["rows"]} == {2} and summary["seeds_finished"] == 2
+    assert "incomplete" not in (out / "report" / "ultra.md").read_text()
     assert not (out / "seed1" / "error.json").exists()
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # seed 0 not redone
+
+
+def test_by_default_the_seeds_run_in_this_process_and_see_its_registered_games(tmp_path):
+    import dataclasses
+
+    from tutorl.envs import get_game, register
+
+    register(dataclasses.replace(get_game("blackjack"), name="my-blackjack"))
+    config = UltraConfig(
+        env="my-blackjack", algo="dqn", train_steps=300, episodes=2, identifiers=["expert"],
+        variants=["none"], refine_steps=200, seeds=2, eval_episodes=5,
+    )  # fmt: skip
+    summary = run_ultra(config, tmp_path / "u")
+    assert summary["rows"][0]["seeds"] == 2 and summary["seeds_finished"] == 2
 
 
 def test_a_folder_without_a_stored_threshold_resumes_only_with_an_explicit_one(tmp_path):

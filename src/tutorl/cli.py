@@ -307,6 +307,13 @@ def _check_executor(executor: str, workers: int | None, address: str | None) -> 
         raise UserError(f"--workers must be >= 1, got {workers}")
     if address is not None and executor != "ray":
         raise UserError("--address is for --executor ray")
+    if executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:  # before anything is written or loaded
+            raise UserError(
+                'the ray executor needs Ray: pip install "tutorl[ray]" (or pip install ray)'
+            )
 
 
 EnvOptionOpt = Annotated[
@@ -763,7 +770,11 @@ def ultra(
     env_option: EnvOptionOpt = None,
     executor: ExecutorOpt = "local",
     workers: Annotated[
-        int | None, typer.Option(help="Seeds done at once (default: cores).")
+        int | None,
+        typer.Option(
+            help="Seeds done at once, in worker processes (default 1: one after another, in "
+            "this process; with --executor ray: the cluster's CPUs)."
+        ),
     ] = None,
     address: AddressOpt = None,
     **options: Any,
@@ -802,6 +813,8 @@ def ultra(
         console.print(one_line(text), highlight=False, markup=False)
 
     try:
+        if workers is None and executor == "local":
+            workers = 1
         run_ultra(config, out, show, executor=executor, workers=workers, address=address)
     except UltraError as error:
         _print_error(str(error))

@@ -2,11 +2,14 @@
 
 - **Run store.** ``OUT/runs/<env>/<algo>/<arm>/seed<k>/`` is an ordinary run folder. A
   ``summary.json`` (written last, atomically) marks a finished run: it is never redone. A folder
-  without one was killed or crashed part-way and is redone from scratch. A run that raised is
+  without one was killed or crashed part-way and is redone: a training run from scratch, an
+  ULTRA seed from its staged files. A run that raised is
   recorded in ``error.json`` (message and traceback) and retried by the next ``tutorl sweep``;
   it does not stop the others.
 - **Executors.** ``local``: a process pool on this machine. ``ray``: Ray tasks, on a local Ray
-  instance or an existing cluster (``address``). Both call the same :func:`run_task`, and a run
+  instance or an existing cluster (``address``). ``inline``: one task after another in this
+  process (``tutorl ultra``'s default; games registered in the calling process are seen).
+  All call the same :func:`run_task`, and a run
   is a pure function of its configuration (on one machine and library stack: another CPU
   may round float32 differently), so both give the same results.
 - **Shared LLMs.** Runs whose tutor is an embedded model share one :class:`LLMService` per
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from tutorl._io import atomic_write_json
 from tutorl._process import die_with_parent, quiet_thread_errors
@@ -118,7 +121,7 @@ def run_task(
     except OSError as error:  # the run folder cannot even be made (a full disk, say)
         return failure_of(path, error, time.perf_counter() - start)
     if lock is None:
-        message = "another process is training this run (a second sweep on the same folder?)"
+        message = "another process is working in this run folder (a second sweep or ultra on it?)"
         return {"status": "failed", "error": message, "seconds": 0.0}
     if (path / "summary.json").exists():  # finished by another process since the plan
         lock.close()
@@ -153,7 +156,11 @@ def is_disk_full(error: BaseException) -> bool:
 def failure_of(folder: Path, error: BaseException, seconds: float = 0.0) -> dict[str, Any]:
     """The result record of a run that raised ``error`` (recorded in ``error.json`` if the
     disk allows), marked ``disk_full`` when it did so for want of space."""
-    message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+    if isinstance(error, ValidationError):  # its first line names only the model
+        why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        message = f"invalid configuration: {why}"[:500]
+    else:
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
     result = record_failure(folder, message, traceback.format_exc())
     return {**result, "seconds": seconds, "disk_full": is_disk_full(error)}
 
@@ -265,6 +272,18 @@ def run_local(
                     on_result(task, {"status": "requeued", "error": None, "seconds": 0.0})
                 else:
                     on_result(task, record_failure(task.folder, "worker process died twice"))
+
+
+def run_inline(
+    tasks: list[Task], on_start: OnStart, on_result: OnResult, stop: Callable[[], bool]
+) -> None:
+    """One task after another in this process: no worker to start, and what the calling
+    process registered (a game from :func:`tutorl.envs.register`) is seen by every task."""
+    for task in tasks:
+        if stop():
+            break
+        on_start(task)
+        on_result(task, run_task(*task.args()))
 
 
 def run_ray(
@@ -423,14 +442,16 @@ def run_tasks(
     todo: list[Task],
     total: int,
     skipped: int = 0,
-    executor: Literal["local", "ray"] = "local",
+    executor: Literal["local", "ray", "inline"] = "local",
     workers: int | None = None,
     address: str | None = None,
     on_progress: Callable[[SweepProgress, Task | None, dict[str, Any] | None], None] | None = None,
 ) -> SweepProgress:
     """Do ``todo`` (of ``total`` tasks, ``skipped`` of them already finished) on an executor,
     serving each embedded model they load once; stop starting tasks on a full disk."""
-    if executor == "local" or address is None:
+    if executor == "inline":
+        workers = 1
+    elif executor == "local" or address is None:
         workers = workers or max(1, os.cpu_count() or 1)
     progress = SweepProgress(total=total, skipped=skipped)
     notify = on_progress or (lambda *_: None)
@@ -474,6 +495,8 @@ def run_tasks(
 
         if executor == "local":
             run_local(todo, workers, on_start, on_result, stop)
+        elif executor == "inline":
+            run_inline(todo, on_start, on_result, stop)
         elif executor == "ray":
             run_ray(todo, workers, address, on_start, on_result, stop)
         else:

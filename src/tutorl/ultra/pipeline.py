@@ -335,14 +335,16 @@ def run_ultra(
     out: Path,
     on_progress: Callable[[str], None] | None = None,
     executor: Literal["local", "ray"] = "local",
-    workers: int | None = None,
+    workers: int | None = 1,
     address: str | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the experiment into ``out``; return the summary (also in ``ultra.json``).
 
-    Each seed is a task of the sweep's run store, done by its executor (``workers`` seeds at
-    once; a seed's ``summary.json`` marks it finished), so a failed seed does not stop the
-    others and a full disk stops starting new ones.
+    Each seed is a task of the sweep's run store (a seed's ``summary.json`` marks it
+    finished), so a failed seed does not stop the others and a full disk stops starting new
+    ones. ``workers=1`` (the default) does the seeds one after another in this process (a game
+    registered in it is seen); more, or ``executor="ray"``, do ``workers`` seeds at once in
+    worker processes (``None``: one per core), with the same results.
 
     :raises ValueError: ``out`` holds another configuration, or another process is running there.
     :raises UltraError: some seeds failed or the disk is full (the others' results are kept).
@@ -376,11 +378,12 @@ def run_ultra(
                 Task(f"seed{seed}", task, folder, job="ultra-seed",
                      embedded_llm=config.llm if asks else None)
             )  # fmt: skip
+        inline = executor == "local" and (workers or 0) == 1
         progress = run_tasks(
             todo,
             config.seeds,
             config.seeds - len(todo),
-            executor,
+            "inline" if inline else executor,
             workers,
             address,
             on_progress=lambda progress, task, result: _show(progress, task, result, say),
@@ -419,6 +422,9 @@ def _show(progress: Any, task: Any, result: dict[str, Any] | None, say: Callable
         say(f"{task.key}: its worker died; starting it again")
         return
     count = f"{progress.done + progress.skipped} of {progress.total} seeds finished"
+    if result["status"] == "skipped":
+        say(f"{task.key}: finished by another process ({count})")
+        return
     if result["status"] != "done":
         why = f": {result['error']}" if result.get("error") else ""
         say(f"{task.key}: FAILED in {result['seconds']:.0f} s{why} ({count})")
@@ -531,12 +537,18 @@ def run_seed(
     return summary
 
 
+def finished_seeds(out: Path, config: UltraConfig) -> list[int]:
+    """The seeds whose folder has its ``summary.json``: only they are summarised (a failed
+    seed's files so far would mix a part of it into some rows)."""
+    return [k for k in range(config.seeds) if (out / f"seed{k}" / "summary.json").exists()]
+
+
 def _identification_summary(out: Path, config: UltraConfig, identifier: str) -> dict[str, Any]:
     """An identifier's quality pooled over seeds (the same for every variant it feeds)."""
     from tutorl.ultra.trajectories import load_episodes
 
     quality, counters, sizes = [], [], []
-    for seed in range(config.seeds):
+    for seed in finished_seeds(out, config):
         folder = out / f"seed{seed}"
         ident = folder / identifier / "identification.json"
         if not ident.exists():
@@ -583,7 +595,7 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
         identification = _identification_summary(out, config, identifier)
         for variant in config.variants:
             results = []
-            for seed in range(config.seeds):
+            for seed in finished_seeds(out, config):
                 path = _result_path(out / f"seed{seed}", identifier, variant)
                 if path.exists():
                     results.append(json.loads(path.read_text()))
@@ -618,7 +630,8 @@ def summarise(out: Path, config: UltraConfig) -> dict[str, Any]:
             mine = _afters(out, config, row["identifier"], row["variant"])
             theirs = _afters(out, config, row["identifier"], "none")
             row["p_beats_none"] = stats.probability_of_improvement(mine, theirs)
-    return {"config": config.model_dump(), "rows": rows}
+    finished = len(finished_seeds(out, config))
+    return {"config": config.model_dump(), "rows": rows, "seeds_finished": finished}
 
 
 def _result_path(folder: Path, identifier: str, variant: str) -> Path:
@@ -628,7 +641,7 @@ def _result_path(folder: Path, identifier: str, variant: str) -> Path:
 
 def _afters(out: Path, config: UltraConfig, identifier: str, variant: str) -> np.ndarray:
     values = []
-    for seed in range(config.seeds):
+    for seed in finished_seeds(out, config):
         folder = out / f"seed{seed}"
         path = _result_path(folder, identifier, variant)
         if path.exists():

@@ -134,7 +134,7 @@ def write_ultra_report(out: Path) -> dict[str, Path]:
             "p",
             f"Sub-optimal agent: {agent}; {config['episodes']} episodes analysed per seed; "
             f"refinement {config['refine_steps']:,} steps; reward scale "
-            f"{config['reward_scale']:g}; {config['seeds']} seeds; {_evaluation(config)}.",
+            f"{config['reward_scale']:g}; {_seeds(summary)}; {_evaluation(config)}.",
         ),
         Block("img", ("ultra.png", title)),
         Block("table", table),
@@ -173,3 +173,15 @@ def _evaluation(config: dict[str, Any]) -> str:
     if exact:
         return "returns evaluated exactly (the game's exact evaluator)"
     return f"evaluation on {config['eval_episodes']} episodes"
+
+
+def _seeds(summary: dict[str, Any]) -> str:
+    """How many seeds the table holds; an incomplete run says so."""
+    asked = summary["config"]["seeds"]
+    finished = summary.get("seeds_finished", asked)  # written before seeds could fail alone
+    if finished == asked:
+        return f"{asked} seeds"
+    return (
+        f"**incomplete: {finished} of {asked} seeds finished** (the others failed: their "
+        "error.json says why; run the same command again)"
+    )
