@@ -179,6 +179,23 @@ class Game:
         if not low < high:
             raise ValueError(f"{self.name}: action_bounds must be (low, high), low < high")
 
+    def check_algo(self, algo: str) -> None:
+        """Refuse a student that cannot act in this game (DQN needs discrete actions)."""
+        if self.continuous and algo == "dqn":
+            raise ValueError(
+                f"{self.name} has continuous actions and DQN needs discrete ones: use ppo or a2c"
+            )
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Build (and close) the env with ``options`` now, so that a bad option fails with one
+        line where it is given, not later in a worker."""
+        if not options:
+            return
+        try:
+            self.make(**{**self.options, **options}).close()
+        except Exception as error:
+            raise ValueError(f"invalid env option for {self.name}: {error}") from None
+
     def describer(self, name: str = "default") -> Callable[[View], str]:
         """The state text called ``name`` (``default``: :attr:`describe`).
 

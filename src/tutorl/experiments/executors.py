@@ -459,8 +459,9 @@ def run_tasks(
     if not todo:
         return progress
     # On a remote Ray cluster, a service on this machine's 127.0.0.1 is out of reach: each run
-    # then loads its model itself (serve it over HTTP instead, see the README).
-    share = executor == "local" or address is None
+    # then loads its model itself (serve it over HTTP instead, see the README). Inline tasks
+    # load it in this process too: one at a time, a service's IPC would only add latency.
+    share = executor == "local" or (executor == "ray" and address is None)
     with ExitStack() as stack:
         from tutorl.llm.service import LLMService
 

@@ -26,6 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Handle = tuple[str, int, str]
 
 
+def check_url(url: str | None) -> None:
+    """Refuse an endpoint URL that is not http(s) (also where no LLM uses it: a sweep's shared
+    defaults must never be silently malformed)."""
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError(f"--llm-url must start with http:// or https://, got {url!r}")
+
+
 class LLMSpec(BaseModel):
     """Which language model answers: an embedded model or an OpenAI-compatible endpoint.
 
@@ -52,8 +59,7 @@ class LLMSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> LLMSpec:
         if self.url is not None:
-            if not self.url.startswith(("http://", "https://")):
-                raise ValueError(f"--llm-url must start with http:// or https://, got {self.url!r}")
+            check_url(self.url)
             if self.model is None:
                 raise ValueError("--llm-url needs --llm-model (the endpoint's model name)")
         return self
@@ -116,4 +122,4 @@ class LLMTutorSpec(BaseModel):
         return LLMTutor(game, llm, mode=self.mode, template=prompt, calibrate=self.calibrate)
 
 
-__all__ = ["LLMSpec", "LLMTutorSpec"]
+__all__ = ["LLMSpec", "LLMTutorSpec", "check_url"]

@@ -76,8 +76,7 @@ def make_model(
     """A tutored SB3 model for ``algo`` on ``env`` (advisor attached separately)."""
     if algo not in ALGOS:
         raise ValueError(f"unknown algorithm {algo!r}; choose one of: {', '.join(ALGOS)}")
-    if algo == "dqn" and game.continuous:
-        raise ValueError(f"{game.name} has continuous actions and DQN needs discrete ones")
+    game.check_algo(algo)
     params = {**DEFAULT_HYPERPARAMS[algo], **(hyperparams or {})}
     common = {"seed": seed, "verbose": 0, "tensorboard_log": tensorboard_log, "device": "cpu"}
     if algo == "dqn":

@@ -24,7 +24,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from tutorl._io import atomic_save_model, atomic_write_json, atomic_write_text
 from tutorl.envs import get_game
 from tutorl.envs.base import Game
-from tutorl.llm.spec import LLMSpec, LLMTutorSpec
+from tutorl.llm.spec import LLMSpec, LLMTutorSpec, check_url
 from tutorl.rl.algorithms import ALGOS, DEFAULT_N_ENVS, make_model
 from tutorl.rl.evaluation import EvalResult, evaluate_actor, evaluate_model, tutor_actor
 from tutorl.rl.imitation import ImitationSettings
@@ -137,10 +137,7 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _fill_defaults(self) -> RunConfig:
         game = get_game(self.env)
-        if game.continuous and self.algo == "dqn":
-            raise ValueError(
-                f"{self.env} has continuous actions and DQN needs discrete ones: use ppo or a2c"
-            )
+        game.check_algo(self.algo)
         if game.continuous and self.tutor != "none":
             raise ValueError(
                 f"{self.env} has continuous actions and tutors advise discrete ones: "
@@ -180,17 +177,12 @@ class RunConfig(BaseModel):
             self.n_envs = DEFAULT_N_ENVS[self.algo]
         if self.eval_freq is None:
             self.eval_freq = max(1, self.steps // 20)
-        if self.env_options:
-            try:  # fail at once, with a clear message, not in a worker after config.json
-                game.make(**{**game.options, **self.env_options}).close()
-            except Exception as error:
-                raise ValueError(f"invalid env option for {self.env}: {error}") from None
+        game.check_options(self.env_options)  # fails now, not in a worker
         if self.tutor == "llm":
             llm = self.llm_tutor_spec().llm  # checks the URL and the endpoint's model name
             self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
-        elif self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
-            # Unused by this tutor (a sweep's shared defaults), but never silently malformed.
-            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
+        else:  # unused here (a sweep's shared defaults), but never silently malformed
+            check_url(self.llm_url)
         return self
 
     @property

@@ -43,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from tutorl._io import atomic_save_model, atomic_write_json
 from tutorl.envs import get_game
-from tutorl.llm.spec import LLMSpec
+from tutorl.llm.spec import LLMSpec, check_url
 from tutorl.ultra.refine import VARIANTS, variants
 
 
@@ -99,21 +99,14 @@ class UltraConfig(BaseModel):
         if self.model is not None and not Path(self.model).is_file():
             raise ValueError(f"model file not found: {self.model}")
         game = get_game(self.env)
-        if game.continuous and self.algo == "dqn":
-            raise ValueError(
-                f"{self.env} has continuous actions and DQN needs discrete ones: use ppo or a2c"
-            )
+        game.check_algo(self.algo)
         if "expert" in self.identifiers and not game.has_expert:
             raise ValueError(
                 f"{self.env} has no expert: the expert identifier needs one; use --identifier llm"
             )
         if "expert" in self.identifiers and game.action_values is None:
             raise ValueError(f"{self.env} has no action values: the expert identifier needs them")
-        if self.env_options:
-            try:  # fail now with one line, not inside the first training run
-                game.make(**{**game.options, **self.env_options}).close()
-            except Exception as error:
-                raise ValueError(f"invalid env option for {self.env}: {error}") from None
+        game.check_options(self.env_options)  # fails now, not in a worker
         if self.model is not None:
             self._check_model(game)
         self._threshold_given = self.threshold is not None
@@ -128,8 +121,8 @@ class UltraConfig(BaseModel):
         if "llm" in self.identifiers:
             llm = self.llm_spec()  # checks the URL and the endpoint's model name
             self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
-        elif self.llm_url is not None and not self.llm_url.startswith(("http://", "https://")):
-            raise ValueError(f"--llm-url must start with http:// or https://, got {self.llm_url!r}")
+        else:  # unused here (a sweep's shared defaults), but never silently malformed
+            check_url(self.llm_url)
         return self
 
     def llm_spec(self) -> LLMSpec:
