@@ -9,6 +9,13 @@ committed result; pass one made by an older tutorl on this machine to check that
 moved no number). Writes ``benchmarks/results/ultra_workers.json``.
 
     python benchmarks/ultra_workers.py [--reference docs/results/ultra/blackjack-ppo/ultra.json]
+    python benchmarks/ultra_workers.py --identifier expert --reference none \
+        --out benchmarks/results/ultra_workers_expert.json
+
+The committed ``ultra_workers.json`` was checked against the code before seeds were tasks
+(``git worktree add /tmp/old 0554bf5``; ``PYTHONPATH=/tmp/old/src`` and ``run_ultra`` with the
+same configuration into ``/tmp/oldref/u``): identical. The committed Blackjack result itself
+was made on another machine and differs in the last digits (docs/results.md, "Reproducing").
 
 The default is the committed Blackjack PPO benchmark of docs/ultra.md (3 seeds, the expert and
 the embedded SmolLM2 as identifiers). An embedded model is served once to both workers and
