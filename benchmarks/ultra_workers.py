@@ -29,12 +29,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-# As `tutorl ultra` does: OMP_NUM_THREADS is left alone here (set to 1 before this process had
-# loaded llama.cpp, it made the in-process run's LLM reading ~30% slower: 171 s against 129 s).
+# Like `tutorl ultra`, this process does not set OMP_NUM_THREADS at import; each seed's task sets
+# it (to 1) before training, in this process or in a worker.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 
@@ -78,7 +79,7 @@ def main() -> None:
         two_s, two = _run(2, Path(tmp) / "w2", args)
     rows = json.dumps(one["rows"], sort_keys=True)
     result = {
-        "command": "python benchmarks/ultra_workers.py",
+        "command": " ".join(["python", *sys.argv]),
         "experiment": {k: v for k, v in vars(args).items() if k not in ("out", "reference")},
         "seconds_in_process": round(one_s, 1),
         "seconds_2_workers": round(two_s, 1),

@@ -119,6 +119,8 @@ CASES = [
     ([*TRAIN, "--tutor", "llm", "--prompt-template", "{tmp}/template.txt"], "template"),
     ([*TRAIN, "--env-option", "size"], "KEY=VALUE"),
     ([*TRAIN, "--env-option", "bogus=1"], "invalid env option"),
+    (["evaluate", "--env", "blackjack", "--env-option", "bogus=1"],
+     "invalid env option for blackjack"),
     (["train", "--env", "snake", "--algo", "ppo", "--env-option", "size=3"], "size"),
     (["train", "--env", "snake", "--algo", "ppo", "--env-option", "size=[1"], "not valid YAML"),
     (["train", "--env", "connect_four", "--algo", "ppo", "--env-option", "opponent=wizard"],

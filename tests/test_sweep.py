@@ -308,6 +308,24 @@ def test_a_run_finished_by_another_process_is_not_trained_again(tmp_path):
     assert (folder / "summary.json").read_text() == "{}"
 
 
+def test_a_task_whose_configuration_is_invalid_says_why_in_its_error_json(tmp_path):
+    from pydantic import ValidationError
+
+    from tutorl.experiments.executors import failure_of
+    from tutorl.rl.train import RunConfig
+
+    try:  # a whole-configuration check (empty loc), as a worker re-validating would raise
+        RunConfig(env="blackjack", algo="ppo", imitation_coef=1.0)
+    except ValidationError as error:
+        result = failure_of(tmp_path / "run", error)
+    assert result["status"] == "failed"
+    assert result["error"] == (
+        "invalid configuration: config: --imitation-coef and --advice-mode need a tutor "
+        "(got --tutor none)"
+    )
+    assert json.loads((tmp_path / "run" / "error.json").read_text())["error"] == result["error"]
+
+
 def test_run_folders_written_before_the_endpoint_options_still_load():
     from tutorl.rl.train import RunConfig
 

@@ -132,11 +132,12 @@ def _two_seeds(**kw) -> UltraConfig:
 
 
 @pytest.mark.slow
-def test_seeds_on_two_workers_and_on_ray_give_the_same_results(tmp_path):
+def test_seeds_in_process_on_two_workers_and_on_ray_give_the_same_results(tmp_path):
     pytest.importorskip("ray")
+    inline = run_ultra(_two_seeds(), tmp_path / "inline")  # the default: in this process
     local = run_ultra(_two_seeds(), tmp_path / "local", workers=2)
     ray = run_ultra(_two_seeds(), tmp_path / "ray", executor="ray", workers=2)
-    assert json.dumps(local["rows"]) == json.dumps(ray["rows"])
+    assert json.dumps(local["rows"]) == json.dumps(ray["rows"]) == json.dumps(inline["rows"])
     assert {r["seeds"] for r in local["rows"]} == {2}
     for k in range(2):
         a, b = (json.loads((tmp_path / f / f"seed{k}" / "summary.json").read_text())

@@ -103,6 +103,9 @@ def test_the_ray_executor_imports_the_users_game(tmp_path):
         (["train", "--env", "frozen", "--algo", "ppo", "--tutor", "rule"], "no rule baseline"),
         (["train", "--env", "usergame.games:NOPE", "--algo", "ppo"], "not a tutorl Game"),
         (["train", "--env", "usergame.nomodule:X", "--algo", "ppo"], "cannot import"),
+        # a message names the game as the user typed it
+        (["train", "--env", "usergame.games:FROZEN", "--algo", "ppo", "--env-option", "bogus=1"],
+         "invalid env option for usergame.games:FROZEN"),
     ],
 )  # fmt: skip
 def test_a_missing_capability_or_a_bad_path_is_one_line(tmp_path, args, message):

@@ -856,6 +856,7 @@ def evaluate(
         )
     game = get_game(env)
     options = _parse_env_options(env_option)
+    game.check_options(options, label=env)  # one line, not a traceback from the env's maker
     exact = None
     if policy == "expert":
         actor = expert_actor(game)

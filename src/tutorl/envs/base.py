@@ -179,22 +179,27 @@ class Game:
         if not low < high:
             raise ValueError(f"{self.name}: action_bounds must be (low, high), low < high")
 
-    def check_algo(self, algo: str) -> None:
-        """Refuse a student that cannot act in this game (DQN needs discrete actions)."""
+    def check_algo(self, algo: str, label: str | None = None) -> None:
+        """Refuse a student that cannot act in this game (DQN needs discrete actions).
+
+        :param label: the game as the user named it (default: :attr:`name`)."""
         if self.continuous and algo == "dqn":
             raise ValueError(
-                f"{self.name} has continuous actions and DQN needs discrete ones: use ppo or a2c"
+                f"{label or self.name} has continuous actions and DQN needs discrete ones: "
+                "use ppo or a2c"
             )
 
-    def check_options(self, options: dict[str, Any]) -> None:
+    def check_options(self, options: dict[str, Any], label: str | None = None) -> None:
         """Build (and close) the env with ``options`` now, so that a bad option fails with one
-        line where it is given, not later in a worker."""
+        line where it is given, not later in a worker.
+
+        :param label: the game as the user named it (default: :attr:`name`)."""
         if not options:
             return
         try:
             self.make(**{**self.options, **options}).close()
         except Exception as error:
-            raise ValueError(f"invalid env option for {self.name}: {error}") from None
+            raise ValueError(f"invalid env option for {label or self.name}: {error}") from None
 
     def describer(self, name: str = "default") -> Callable[[View], str]:
         """The state text called ``name`` (``default``: :attr:`describe`).

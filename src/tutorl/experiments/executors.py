@@ -157,7 +157,10 @@ def failure_of(folder: Path, error: BaseException, seconds: float = 0.0) -> dict
     """The result record of a run that raised ``error`` (recorded in ``error.json`` if the
     disk allows), marked ``disk_full`` when it did so for want of space."""
     if isinstance(error, ValidationError):  # its first line names only the model
-        why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        why = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
         message = f"invalid configuration: {why}"[:500]
     else:
         message = f"{type(error).__name__}: {error}".splitlines()[0][:500]

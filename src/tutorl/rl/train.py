@@ -137,7 +137,7 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _fill_defaults(self) -> RunConfig:
         game = get_game(self.env)
-        game.check_algo(self.algo)
+        game.check_algo(self.algo, label=self.env)
         if game.continuous and self.tutor != "none":
             raise ValueError(
                 f"{self.env} has continuous actions and tutors advise discrete ones: "
@@ -177,7 +177,7 @@ class RunConfig(BaseModel):
             self.n_envs = DEFAULT_N_ENVS[self.algo]
         if self.eval_freq is None:
             self.eval_freq = max(1, self.steps // 20)
-        game.check_options(self.env_options)  # fails now, not in a worker
+        game.check_options(self.env_options, label=self.env)  # now, not in a worker
         if self.tutor == "llm":
             llm = self.llm_tutor_spec().llm  # checks the URL and the endpoint's model name
             self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it

@@ -99,14 +99,14 @@ class UltraConfig(BaseModel):
         if self.model is not None and not Path(self.model).is_file():
             raise ValueError(f"model file not found: {self.model}")
         game = get_game(self.env)
-        game.check_algo(self.algo)
+        game.check_algo(self.algo, label=self.env)
         if "expert" in self.identifiers and not game.has_expert:
             raise ValueError(
                 f"{self.env} has no expert: the expert identifier needs one; use --identifier llm"
             )
         if "expert" in self.identifiers and game.action_values is None:
             raise ValueError(f"{self.env} has no action values: the expert identifier needs them")
-        game.check_options(self.env_options)  # fails now, not in a worker
+        game.check_options(self.env_options, label=self.env)  # now, not in a worker
         if self.model is not None:
             self._check_model(game)
         self._threshold_given = self.threshold is not None

@@ -182,6 +182,6 @@ def _seeds(summary: dict[str, Any]) -> str:
     if finished == asked:
         return f"{asked} seeds"
     return (
-        f"**incomplete: {finished} of {asked} seeds finished** (the others failed: their "
-        "error.json says why; run the same command again)"
+        f"**incomplete: {finished} of {asked} seeds finished** (a seed that failed has an "
+        "error.json saying why; run the same command again to do the others)"
     )
