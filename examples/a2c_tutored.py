@@ -1,6 +1,6 @@
 """A tutored A2C in one file, CleanRL style: the whole loop visible, no tutorl machinery.
 
-What tutorl's ``TutoredA2C(..., tutor=..., advice_mode="label", imitation_coef=1.0)`` does
+What tutorl's ``TutoredA2C(..., tutor=..., advice_mode="label", imitation=1.0)`` does
 inside Stable-Baselines3, written out on Blackjack (exact evaluation, known optimum −0.0466):
 
 1. the student acts; with a probability that decays over training it *asks* the tutor about the

@@ -320,3 +320,18 @@ def test_the_ray_executor_without_ray_is_one_line_before_anything_is_written(
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and 'pip install "tutorl[ray]"' in err
     assert not out.exists()
+
+
+def test_a_command_called_from_python_takes_the_groups_defaults(capsys):
+    # Typer passes every option; a Python caller passes only its own, the rest are defaults.
+    import typer
+
+    from tutorl import cli
+
+    with pytest.raises(typer.Exit) as end:  # --json: the exit status says whether it failed
+        cli.ask("blackjack", tutor="expert", state="[15, 10, 0]", as_json=True)
+    assert end.value.exit_code == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["choice"] == answer["expert_choice"] == "hit" and answer["agrees_with_expert"]
+    with pytest.raises(TypeError, match="llm_modell"):
+        cli.ask("blackjack", llm_modell="x")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -104,21 +105,40 @@ def test_a_full_disk_stops_the_sweep_with_one_line_and_it_resumes(tmp_path, smal
     )
 
 
-def test_compare_shares_the_sweeps_store_and_stops_the_same_way(tmp_path, small_disk):
-    out = small_disk / "compare"
-    command = [sys.executable, "-m", "tutorl.cli", "compare", "--env", "blackjack", "--algo",
-               "dqn", "--seeds", "2", "--steps", "1000", "--eval-freq", "500",
-               "--eval-episodes", "10", "--workers", "1", "--out", str(out)]  # fmt: skip
+def stops_on_a_full_disk_then_resumes(small_disk: Path, *args: str) -> Path:
+    """Run ``tutorl ARGS --out DISK/out`` on a full disk (one line, no finished seed), then
+    again with space: the same command finishes. Returns the output folder."""
+    out = small_disk / "out"
+    command = [sys.executable, "-m", "tutorl.cli", *args, "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
     filler = fill(small_disk, leave=48 * 1024)
     full = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert full.returncode != 0 and "Traceback" not in full.stderr + full.stdout
     errors = [line for line in full.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "is full" in errors[0], full.stderr
-    assert not list(out.glob("*/seed*/summary.json"))
+    assert not list(out.glob("**/seed*/summary.json"))
 
     filler.unlink()
     resumed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    return out
+
+
+def test_compare_shares_the_sweeps_store_and_stops_the_same_way(small_disk):
+    out = stops_on_a_full_disk_then_resumes(
+        small_disk, "compare", "--env", "blackjack", "--algo", "dqn", "--seeds", "2", "--steps",
+        "1000", "--eval-freq", "500", "--eval-episodes", "10", "--workers", "1",
+    )  # fmt: skip
     assert len(list(out.glob("*/seed*/summary.json"))) == 6
     assert (out / "comparison.json").exists()
+
+
+def test_ultra_seeds_stop_the_same_way_and_resume(small_disk):
+    # ULTRA's seeds are tasks of the same store (run in this process by default).
+    out = stops_on_a_full_disk_then_resumes(
+        small_disk, "ultra", "--env", "blackjack", "--algo", "dqn", "--train-steps", "600",
+        "--episodes", "3", "--identifier", "expert", "--variant", "none", "--refine-steps",
+        "300", "--seeds", "2", "--eval-episodes", "5",
+    )  # fmt: skip
+    assert len(list(out.glob("seed*/summary.json"))) == 2
+    assert json.loads((out / "ultra.json").read_text())["seeds_finished"] == 2

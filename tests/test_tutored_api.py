@@ -11,6 +11,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from tutorl import (
     AdviceSchedule,
     ImitationGuard,
+    ImitationSettings,
     RunConfig,
     TutoredA2C,
     TutoredDQN,
@@ -44,7 +45,7 @@ def test_public_class_is_the_path_train_takes():
     summary, trained = train(config)
     model = TutoredPPO(
         "MlpPolicy", vec_env("snake", 4, 3), **DEFAULT_HYPERPARAMS["ppo"], seed=3,
-        device="cpu", game="snake", tutor="expert", advice_mode="label", imitation_coef=1.0,
+        device="cpu", game="snake", tutor="expert", advice_mode="label", imitation=1.0,
         schedule=AdviceSchedule(1.0, 0.1, config.ask_decay_steps),
     )  # fmt: skip
     model.learn(2048)
@@ -60,7 +61,7 @@ def test_imitating_the_expert_beats_learning_alone_in_your_own_loop():
     alone = TutoredA2C("MlpPolicy", vec_env("blackjack", 4, 0), **common).learn(3000)
     tutored = TutoredA2C(
         "MlpPolicy", vec_env("blackjack", 4, 0), **common, game="blackjack", tutor="expert",
-        advice_mode="label", imitation_coef=1.0,
+        advice_mode="label", imitation=1.0,
     ).learn(3000)  # fmt: skip
     assert exact_return(tutored) > -0.06
     assert exact_return(tutored) > exact_return(alone) + 0.02
@@ -82,7 +83,7 @@ def test_maskable_ppo_on_connect_four_with_the_rule_tutor():
     model = TutoredMaskablePPO(
         "MlpPolicy", vec_env("connect_four", 2, 0), n_steps=64, batch_size=32, seed=0,
         device="cpu", game="connect_four", tutor="rule", advice_mode="label",
-        imitation_coef=1.0,
+        imitation=1.0,
     )  # fmt: skip
     model.learn(256)
     assert model.imitation.applied_steps > 0
@@ -92,7 +93,7 @@ def test_maskable_ppo_on_connect_four_with_the_rule_tutor():
 def test_save_load_keeps_the_student_not_the_tutor(tmp_path):
     model = TutoredPPO(
         "MlpPolicy", vec_env("snake", 2, 0), n_steps=64, batch_size=32, seed=0, device="cpu",
-        game="snake", tutor="expert", imitation_coef=1.0,
+        game="snake", tutor="expert", imitation=1.0,
     ).learn(256)  # fmt: skip
     model.save(tmp_path / "ppo.zip")
     loaded = TutoredPPO.load(tmp_path / "ppo.zip", device="cpu")
@@ -101,7 +102,7 @@ def test_save_load_keeps_the_student_not_the_tutor(tmp_path):
         loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
     )
     assert loaded.advisor is None and loaded.imitation is None
-    loaded.set_tutor("rule", "snake", advice_mode="label", imitation_coef=1.0)
+    loaded.set_tutor("rule", "snake", advice_mode="label", imitation=1.0)
     loaded.set_env(vec_env("snake", 2, 1))  # after set_tutor: the tutor's views follow it
     loaded.learn(128, reset_num_timesteps=False)
     assert loaded.advisor.stats.asks > 0 and loaded.imitation.applied_steps > 0
@@ -110,8 +111,8 @@ def test_save_load_keeps_the_student_not_the_tutor(tmp_path):
 def test_guard_needs_its_callback_and_then_stops_imitating_a_bad_tutor():
     make = lambda: TutoredA2C(  # noqa: E731
         "MlpPolicy", vec_env("blackjack", 4, 0), n_steps=8, seed=0, device="cpu",
-        game="blackjack", tutor="random", advice_mode="label", imitation_coef=1.0,
-        imitation_kwargs={"guard": True},
+        game="blackjack", tutor="random", advice_mode="label",
+        imitation=ImitationSettings(coef=1.0, guard=True),
     )  # fmt: skip
     with pytest.raises(ValueError, match="ImitationGuard"):
         make().learn(64)

@@ -4,7 +4,7 @@ The SB3-style classes are imported on first use, so that ``import tutorl`` (and 
 input checks) stay fast without loading PyTorch::
 
     from tutorl import TutoredPPO, ImitationGuard
-    model = TutoredPPO("MlpPolicy", env, game="snake", tutor="rule", imitation_coef=1.0)
+    model = TutoredPPO("MlpPolicy", env, game="snake", tutor="rule", imitation=1.0)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ _LAZY = {
     "TutoredA2C": "tutorl.rl.hooks",
     "TutoredMaskablePPO": "tutorl.rl.hooks",
     "ImitationGuard": "tutorl.rl.imitation",
+    "ImitationSettings": "tutorl.rl.imitation",
     "AdviceSchedule": "tutorl.tutor.schedule",
     "RunConfig": "tutorl.rl.train",
     "train": "tutorl.rl.train",

@@ -282,11 +282,15 @@ def _with_options(*groups: tuple[str, dict[str, _Option]]) -> Callable[[Callable
                                       default=option.default, annotation=Annotated[kind, info])
                 )  # fmt: skip
 
-        @functools.wraps(command)
-        def with_options(**kwargs: Any) -> Any:
-            return command(**kwargs)
+        full = signature.replace(parameters=own + added)
 
-        with_options.__signature__ = signature.replace(parameters=own + added)
+        @functools.wraps(command)
+        def with_options(*args: Any, **kwargs: Any) -> Any:
+            bound = full.bind(*args, **kwargs)  # called from Python: the defaults fill the rest
+            bound.apply_defaults()
+            return command(**bound.arguments)
+
+        with_options.__signature__ = full
         return with_options
 
     return decorate

@@ -57,7 +57,7 @@ class _AdvisedModel:
     """Mixin for the model classes: SB3's constructor plus the tutor's settings, the advisor
     (and the imitation term) it builds, kept out of saved files.
 
-    ``TutoredPPO("MlpPolicy", env, game="snake", tutor="expert", imitation_coef=1.0)`` is SB3's
+    ``TutoredPPO("MlpPolicy", env, game="snake", tutor="expert", imitation=1.0)`` is SB3's
     ``PPO("MlpPolicy", env)`` whose student asks ``tutor`` on ``schedule``; every other keyword
     is SB3's own. See :meth:`set_tutor` for the tutor's parameters; ``load`` restores the
     student only (the tutor is never saved): call :meth:`set_tutor` again to keep tutoring.
@@ -77,8 +77,7 @@ class _AdvisedModel:
         schedule: AdviceSchedule | None = None,
         advice_mode: str = "replace",
         reuse_budget: int | None = None,
-        imitation_coef: float = 0.0,
-        imitation_kwargs: dict | None = None,
+        imitation: ImitationSettings | float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(policy, env, *args, **kwargs)  # type: ignore[call-arg]
@@ -89,8 +88,7 @@ class _AdvisedModel:
                 schedule=schedule,
                 advice_mode=advice_mode,
                 reuse_budget=reuse_budget,
-                imitation_coef=imitation_coef,
-                imitation_kwargs=imitation_kwargs,
+                imitation=imitation,
             )
 
     def set_tutor(
@@ -100,8 +98,7 @@ class _AdvisedModel:
         schedule: AdviceSchedule | None = None,
         advice_mode: str = "replace",
         reuse_budget: int | None = None,
-        imitation_coef: float = 0.0,
-        imitation_kwargs: dict | None = None,
+        imitation: ImitationSettings | float = 0.0,
         seed: int | None = None,
     ) -> None:
         """Tutor this student (or stop, with ``tutor=None``).
@@ -116,10 +113,9 @@ class _AdvisedModel:
         :param advice_mode: ``replace`` (the paper's), ``label`` (the student acts, the advice
             only teaches) or ``explore`` (DQN: advice replaces ε-random actions only).
         :param reuse_budget: reuse each answer this many times (``None``: no reuse).
-        :param imitation_coef: λ of the supervised term towards the advice (0: none).
-        :param imitation_kwargs: the other fields of
-            :class:`~tutorl.rl.imitation.ImitationSettings` (``anneal``, ``margin``,
-            ``target``, ``guard``, ``batch_size``, ``capacity``); ``guard=True`` needs an
+        :param imitation: the supervised term towards the advice: λ (a number; 0: none) or
+            its full :class:`~tutorl.rl.imitation.ImitationSettings` (``coef``, ``anneal``,
+            ``margin``, ``target``, ``guard``, ...); ``guard=True`` needs an
             :class:`~tutorl.rl.imitation.ImitationGuard` callback in ``learn``.
         :param seed: seed of the ask coin flips, the tutor's and the imitation batches'
             generators (default: the model's ``seed``; derived as :func:`tutorl.rl.train.train`
@@ -149,12 +145,13 @@ class _AdvisedModel:
             judge=game.has_expert,
             mode=advice_mode,
         )
-        imitation = None
-        if imitation_coef > 0:
-            settings = ImitationSettings(coef=imitation_coef, **(imitation_kwargs or {}))
+        if not isinstance(imitation, ImitationSettings):
+            imitation = ImitationSettings(coef=float(imitation))
+        term = None
+        if imitation.active:
             # total_steps is the run's length, known at learn(): see _setup_learn.
-            imitation = Imitation(self, settings, total_steps=1, seed=base + 3)
-        attach_advisor(self, game, advisor, imitation)
+            term = Imitation(self, imitation, total_steps=1, seed=base + 3)
+        attach_advisor(self, game, advisor, term)
 
     def _setup_learn(self, total_timesteps, callback=None, *args, **kwargs):
         total, callback = super()._setup_learn(total_timesteps, callback, *args, **kwargs)  # type: ignore[misc]

@@ -270,7 +270,8 @@ class Imitation:
 
 
 class ImitationGuard(BaseCallback):
-    """The guard (``imitation_kwargs={"guard": True}``) in your own ``model.learn`` loop.
+    """The guard (``imitation=ImitationSettings(coef, guard=True)``) in your own
+    ``model.learn`` loop.
 
     At the start it measures the tutor's own greedy return once; every ``eval_freq`` steps the
     student's, on the same protocol (exact for Blackjack, else ``n_eval_episodes`` seeded
@@ -299,8 +300,8 @@ class ImitationGuard(BaseCallback):
         imitation = getattr(self.model, "imitation", None)
         if imitation is None or not imitation.settings.guard:
             raise ValueError(
-                "ImitationGuard needs a tutored model with imitation_coef > 0 and "
-                'imitation_kwargs={"guard": True}'
+                "ImitationGuard needs a tutored model with "
+                "imitation=ImitationSettings(coef > 0, guard=True)"
             )
         game = self.model.game
         imitation.set_tutor_return(evaluate_actor(

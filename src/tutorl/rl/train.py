@@ -215,7 +215,14 @@ class RunConfig(BaseModel):
                 name += f"+guard{self.imitation_guard_z:g}" if self.imitation_guard_z else "+guard"
         return f"{name}+reuse" if self.reuse else name
 
+    def schedule(self) -> AdviceSchedule:
+        """When the student asks (the flat ``ask_*`` fields, typed)."""
+        return AdviceSchedule(
+            self.ask_start, self.ask_end, self.ask_decay_steps, self.advice_budget
+        )
+
     def imitation(self) -> ImitationSettings:
+        """The supervised term (the flat ``imitation_*`` fields, typed)."""
         return ImitationSettings(
             coef=self.imitation_coef,
             anneal=self.imitation_anneal,
@@ -402,19 +409,10 @@ def train(
         model.set_tutor(
             tutor,
             game,
-            schedule=AdviceSchedule(
-                config.ask_start, config.ask_end, config.ask_decay_steps, config.advice_budget
-            ),
+            schedule=config.schedule(),
             advice_mode=config.advice_mode,
             reuse_budget=config.reuse_budget if config.reuse else None,
-            imitation_coef=config.imitation_coef,
-            imitation_kwargs={
-                "anneal": config.imitation_anneal,
-                "margin": config.imitation_margin,
-                "target": config.imitation_target,
-                "guard": config.imitation_guard,
-                "guard_z": config.imitation_guard_z,
-            },
+            imitation=config.imitation(),
         )
         if config.imitation_guard and model.imitation is not None:
             # The tutor's own greedy return, on the student's evaluation protocol.
