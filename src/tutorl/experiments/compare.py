@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tutorl.rl.train import RunConfig
+from tutorl.specs import RunConfig
 
 
 def arm_configs(base: RunConfig, seeds: int) -> list[RunConfig]:
@@ -97,7 +97,7 @@ def with_threshold(
     results: list[tuple[RunConfig, dict[str, Any]]], out: Path, threshold: float
 ) -> list[tuple[RunConfig, dict[str, Any]]]:
     """The same runs with steps to threshold recomputed from their curves for ``threshold``."""
-    from tutorl.rl.train import curve_metrics
+    from tutorl.rl.curve import curve_metrics
 
     rethresholded = []
     for config, summary in results:

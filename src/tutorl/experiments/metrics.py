@@ -54,6 +54,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tutorl.rl.curve import area_under_curve
+from tutorl.rl.curve import curve_metrics as run_curve_metrics
+
 BASELINE = "none"
 #: Fractions of the way from the initial return to a reference level.
 LEVEL_FRACTIONS = (0.5, 0.8, 1.0)
@@ -172,22 +175,18 @@ def curve_metrics(
         after = raw[first:]
         stability_std = float(after.std(ddof=0))
         drops = int(np.sum(after < plateau - tolerance))
-    reached = np.nonzero(raw >= threshold)[0]
+    run = run_curve_metrics(curve[["step", "mean_return"]].to_dict("records"), threshold)
+    reached = run["steps_to_threshold"]
     return {
         "plateau_step": plateau_step,
-        "steps_to_threshold": float(steps[reached[0]]) if len(reached) else nan,
-        "final_return": float(raw[-1]),
-        "best_return": float(raw.max()),
+        "steps_to_threshold": nan if reached is None else float(reached),
+        "final_return": run["final_return"],
+        "best_return": run["best_return"],
         "plateau_return": plateau,
-        "auc": _auc(steps, raw),
+        "auc": run["auc"],
         "stability_std": stability_std,
         "drops": drops,
     }
-
-
-def _auc(steps: np.ndarray, raw: np.ndarray) -> float:
-    span = steps[-1] - steps[0]
-    return float(np.trapezoid(raw, steps) / span) if span > 0 else float(raw[-1])
 
 
 def _defined(initial: float, reference: float) -> bool:
@@ -246,7 +245,7 @@ def normalised_auc(curve: pd.DataFrame, initial: float, reference: float) -> flo
         return math.nan
     steps = curve["step"].to_numpy(dtype=float)
     raw = curve["mean_return"].to_numpy(dtype=float)
-    return (_auc(steps, raw) - initial) / (reference - initial)
+    return (area_under_curve(steps, raw) - initial) / (reference - initial)
 
 
 def common_levels(baseline_curves: list[pd.DataFrame], smoothing: int = 3) -> tuple[float, float]:

@@ -361,6 +361,23 @@ def _speedup(
     row[f"{name}_bound"] = result["bound"]
 
 
+def _sooner(
+    row: dict[str, Any],
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    names: tuple[str, str],
+    reps: int,
+    seed: int,
+) -> None:
+    """Whether ``b``'s runs reach the headline level sooner than ``a``'s: the probability that
+    a ``b`` seed needs fewer steps than an ``a`` seed (with interval) and the Mann–Whitney p
+    value, into ``row`` under ``names``."""
+    a_steps, _ = _values(a, HEADLINE)
+    b_steps, _ = _values(b, HEADLINE)
+    _put(row, names[0], stats.probability_of_improvement(-b_steps, -a_steps, reps=reps, seed=seed))
+    row[names[1]] = _num(stats.rank_test(b_steps, a_steps))
+
+
 def _acceleration(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     rows = []
     for env, algo in pairs(runs):
@@ -386,14 +403,7 @@ def _acceleration(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
             for metric in LEVEL_COLUMNS:
                 counts = (f"baseline_{_reached(metric)}", f"tutored_{_reached(metric)}")
                 _speedup(row, metric, base, tut, counts, reps, seed)
-            b_head, _ = _values(base, HEADLINE)
-            t_head, _ = _values(tut, HEADLINE)
-            _put(
-                row,
-                "p_reaches_sooner",
-                stats.probability_of_improvement(-t_head, -b_head, reps=reps, seed=seed),
-            )
-            row["reaches_sooner_p_value"] = _num(stats.rank_test(t_head, b_head))
+            _sooner(row, base, tut, ("p_reaches_sooner", "reaches_sooner_p_value"), reps, seed)
             _speedup(
                 row, "steps_to_threshold", base, tut, ("baseline_reached", "tutored_reached"),
                 reps, seed,
@@ -442,14 +452,7 @@ def _reuse(runs: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
                 "seeds_on": len(on),
             }
             _speedup(row, HEADLINE, off, on, ("reached_off", "reached_on"), reps, seed)
-            off_head, _ = _values(off, HEADLINE)
-            on_head, _ = _values(on, HEADLINE)
-            _put(
-                row,
-                "p_on_sooner",
-                stats.probability_of_improvement(-on_head, -off_head, reps=reps, seed=seed),
-            )
-            row["p_value"] = _num(stats.rank_test(on_head, off_head))
+            _sooner(row, off, on, ("p_on_sooner", "p_value"), reps, seed)
             off_std, _ = _values(off, "stability_std")
             on_std, _ = _values(on, "stability_std")
             for column in ("plateau_return", "stability_std", "drops"):
