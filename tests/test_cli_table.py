@@ -180,7 +180,7 @@ CASES = [
     (["ultra", "--env", "blackjack", "--algo", "ppo", "--variant", "magic", "--out", "{tmp}/u"],
      "magic"),
     (["ultra", "--env", "blackjack", "--algo", "ppo", "--identifier", "oracle", "--out",
-      "{tmp}/u"], "identifiers.0: Input should be 'llm' or 'expert'"),
+      "{tmp}/u"], "--identifier: Input should be 'llm' or 'expert'"),
     (["ultra", "--env", "blackjack", "--algo", "ppo", "--refine-steps", "-1", "--out",
       "{tmp}/u"], "refine"),
     (["ultra", "--env", "blackjack", "--algo", "ppo", "--model", "{tmp}/missing.zip", "--out",
@@ -276,18 +276,29 @@ def test_the_table_covers_every_subcommand():
     assert len(CASES) >= 100
 
 
-def test_each_shared_option_defaults_to_its_configuration_field():
-    # The option groups are declared once in the CLI; their defaults must be the
-    # configuration's, or `tutorl train` and a sweep file would train different runs.
-    from tutorl.cli import ADVICE_OPTIONS, LLM_OPTIONS, LLM_TUTOR_OPTIONS
-    from tutorl.rl.train import RunConfig
+@pytest.mark.parametrize(("command", "model"), [("train", "RunConfig"), ("ultra", "UltraConfig")])
+def test_every_option_of_a_field_is_that_field(command, model):
+    # Options are generated from the configuration's fields: a command's flag, default and help
+    # are the field's, so `tutorl train` and a sweep file mean the same run.
+    import typer.main
+
+    from tutorl import specs
+    from tutorl.cli import app
     from tutorl.ultra.pipeline import UltraConfig
 
-    for model, groups in ((RunConfig, (ADVICE_OPTIONS, LLM_TUTOR_OPTIONS)),
-                          (UltraConfig, (LLM_OPTIONS,))):  # fmt: skip
-        for group in groups:
-            for name, option in group.items():
-                assert option.default == model.model_fields[option.field].default, name
+    model = UltraConfig if model == "UltraConfig" else specs.RunConfig
+    params = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    with_flag = {n: f for n, f in model.model_fields.items() if specs.cli_flag(n, f)}
+    hand_made = {"env_options"}  # --env-option KEY=VALUE, parsed by the command
+    assert set(with_flag) - hand_made <= set(params), set(with_flag) - set(params)
+    for name in set(with_flag) - hand_made:
+        field, param = with_flag[name], params[name]
+        assert param.help == field.description, name
+        assert specs.cli_flag(name, field).split("/")[0] in param.opts, name
+        if field.is_required():
+            assert param.required, name
+        elif name not in ("identifiers", "variants"):  # resolved by the command (game, all)
+            assert param.default == field.get_default(call_default_factory=True), name
 
 
 @pytest.mark.parametrize("command", ["train", "compare", "ask", "tutor-eval", "ultra"])
@@ -329,9 +340,9 @@ def test_a_command_called_from_python_takes_the_groups_defaults(capsys):
     from tutorl import cli
 
     with pytest.raises(typer.Exit) as end:  # --json: the exit status says whether it failed
-        cli.ask("blackjack", tutor="expert", state="[15, 10, 0]", as_json=True)
+        cli.ask(env="blackjack", tutor="expert", state="[15, 10, 0]", as_json=True)
     assert end.value.exit_code == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["choice"] == answer["expert_choice"] == "hit" and answer["agrees_with_expert"]
     with pytest.raises(TypeError, match="llm_modell"):
-        cli.ask("blackjack", llm_modell="x")
+        cli.ask(env="blackjack", llm_modell="x")

@@ -25,6 +25,35 @@ def anchors(path: Path) -> set[str]:
     return {github_anchor(h) for h in re.findall(r"(?m)^#{1,6} (.*)$", text)}
 
 
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+
+
+def configuration_page() -> str:
+    """docs/configuration.md, generated from the specs (``python tests/test_docs.py`` writes
+    it)."""
+    from tutorl.specs import RunConfig, reference
+    from tutorl.ultra.pipeline import UltraConfig
+
+    head = (
+        "# Configuration reference\n\n"
+        "Every field of a run and of an ULTRA experiment, generated from their declarations "
+        "in `src/tutorl/specs.py` and `src/tutorl/ultra/pipeline.py`. A field's *key* is its "
+        "name in a run's `config.json`, in a sweep file's `defaults`, `tutors` and `overrides` "
+        "and in `ultra.json`; its *option* is the command-line flag of `tutorl train`, "
+        "`compare`, `ask`, `tutor-eval` or `ultra` that sets it (— : sweep files and the "
+        "library only). The meaning is also the option's `--help`.\n\n"
+        "A run resolves its game-dependent defaults (`None` below) when it is validated and "
+        "stores them resolved in `config.json`.\n\n"
+    )
+    return head + reference([RunConfig, UltraConfig])
+
+
+def test_the_configuration_reference_is_current():
+    assert CONFIGURATION.read_text() == configuration_page(), (
+        "docs/configuration.md is stale: python tests/test_docs.py rewrites it"
+    )
+
+
 def test_the_readme_is_at_most_15_kb():
     assert len((ROOT / "README.md").read_bytes()) <= 15_000
 
@@ -53,3 +82,8 @@ def test_the_documentation_site_builds_strictly(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "site" / "fast-runs" / "index.html").exists()
+
+
+if __name__ == "__main__":
+    CONFIGURATION.write_text(configuration_page())
+    print(f"wrote {CONFIGURATION}")

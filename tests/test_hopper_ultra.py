@@ -381,10 +381,11 @@ def test_ultra_a_stores_the_tables_vector_with_its_log_probability(algo):
 
 
 def test_run_ultra_on_hopper_end_to_end(tmp_path, monkeypatch):
+    from tutorl.llm.spec import LLMSpec
     from tutorl.ultra import pipeline
 
     llm = ScriptedLLM()
-    monkeypatch.setattr(pipeline.LLMSpec, "make", lambda self, service=None: llm)
+    monkeypatch.setattr(LLMSpec, "make", lambda self, service=None: llm)
     config = pipeline.UltraConfig(
         env="hopper",
         algo="ppo",

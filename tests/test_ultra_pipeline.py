@@ -237,7 +237,7 @@ def test_a_second_ultra_run_on_a_busy_folder_is_refused(tmp_path):
         (["--env", "chess", "--algo", "dqn"], "unknown env 'chess'"),
         (["--env", "blackjack", "--algo", "dqn", "--model", "missing.zip"], "model file not"),
         (["--env", "blackjack", "--algo", "dqn", "--variant", "B"], "unknown variant"),
-        (["--env", "blackjack", "--algo", "dqn", "--identifier", "oracle"], "identifiers"),
+        (["--env", "blackjack", "--algo", "dqn", "--identifier", "oracle"], "--identifier"),
         (["--env", "blackjack", "--algo", "dqn", "--seeds", "0"], "seeds"),
         (["--env", "doorkey", "--algo", "ppo", "--max-episode-steps", "0"], "max-episode-steps"),
         (["--env", "doorkey", "--algo", "ppo", "--threshold", "-1"], "threshold"),

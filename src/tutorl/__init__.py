@@ -20,9 +20,9 @@ _LAZY = {
     "TutoredA2C": "tutorl.rl.hooks",
     "TutoredMaskablePPO": "tutorl.rl.hooks",
     "ImitationGuard": "tutorl.rl.imitation",
-    "ImitationSettings": "tutorl.rl.imitation",
+    "ImitationSettings": "tutorl.specs",
     "AdviceSchedule": "tutorl.tutor.schedule",
-    "RunConfig": "tutorl.rl.train",
+    "RunConfig": "tutorl.specs",
     "train": "tutorl.rl.train",
 }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import inspect
 import json
@@ -11,7 +10,6 @@ import os
 import sys
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,12 +18,23 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import typer
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from tutorl.llm.base import LLMError
+from tutorl.specs import (
+    AdviceFields,
+    GameFields,
+    LLMFields,
+    LLMTutorFields,
+    RunConfig,
+    ScheduleFields,
+    cli_flag,
+    field_panel,
+)
+from tutorl.ultra.pipeline import UltraConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -54,22 +63,27 @@ def _parse_env_options(items: list[str] | None) -> dict[str, Any]:
     return options
 
 
-def _validation_message(error: ValidationError) -> str:
+def _validation_message(error: ValidationError, model: type[BaseModel] = RunConfig) -> str:
+    """One line naming each invalid field by its option (``--imitation-coef: ...``)."""
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "config"
+        field = model.model_fields.get(str(item["loc"][0])) if item["loc"] else None
+        flag = cli_flag(where, field) if field is not None else None
+        if flag is not None:
+            where = flag.split("/")[0]
         message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{where.replace('_', '-')}: {message}")
-    return "invalid run configuration: " + "; ".join(parts)
+        parts.append(f"{where}: {message}")
+    what = "ULTRA" if model is UltraConfig else "run"
+    return f"invalid {what} configuration: " + "; ".join(parts)
 
 
-def _config(**kwargs: Any):
-    from tutorl.rl.train import RunConfig
-
+def _config(model: type[BaseModel] = RunConfig, /, **fields: Any) -> Any:
+    """The validated configuration, or one line naming what is wrong."""
     try:
-        return RunConfig(**kwargs)
+        return model(**fields)
     except ValidationError as error:
-        raise UserError(_validation_message(error)) from None
+        raise UserError(_validation_message(error, model)) from None
 
 
 MAX_EVAL_EPISODES = 100_000
@@ -83,134 +97,67 @@ LOW_MASS_WARNING = (
 )
 
 
-# Shared options ---------------------------------------------------------------------------------
-EnvOpt = Annotated[str, typer.Option("--env", help="Game (tutorl envs lists them).")]
-AlgoOpt = Annotated[str, typer.Option("--algo", help="Student algorithm: dqn, ppo or a2c.")]
-TutorOpt = Annotated[
-    str,
-    typer.Option(
-        "--tutor",
-        help="Tutor: none, expert, noisy-expert, rule (the game's rule of thumb), random or llm.",
-    ),
-]
-AccuracyOpt = Annotated[
-    float, typer.Option("--tutor-accuracy", help="noisy-expert: probability of the expert move.")
-]
-StepsOpt = Annotated[
-    int | None, typer.Option("--steps", help="Environment steps (default: the game's).")
-]
-DecayOpt = Annotated[
-    int | None,
-    typer.Option("--ask-decay-steps", help="θ: steps over which asking decays (default 20%)."),
-]
-LLMModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--llm-model",
-        help="--tutor llm: embedded model (smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b), "
-        "a .gguf path, or with --llm-url the endpoint's model (llama, vicuna, deepseek, ...).",
-    ),
-]
-LLMUrlOpt = Annotated[
-    str | None,
-    typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1"),
-]
-LLMModeOpt = Annotated[
-    str, typer.Option("--llm-mode", help="score (rank legal actions) or generate (<action>).")
-]
-LLMKeyOpt = Annotated[
-    str,
-    typer.Option("--llm-api-key-env", help="Environment variable holding the endpoint's key."),
-]
-LLMTimeoutOpt = Annotated[
-    float,
-    typer.Option(
-        "--llm-timeout",
-        help="--llm-url: most seconds one request may take, retries included (a hanging or "
-        "dripping server is cut there and the advice falls back to the student).",
-    ),
-]
-LLMConcurrencyOpt = Annotated[
-    int,
-    typer.Option(
-        "--llm-concurrency",
-        help="--llm-url: requests of one step in flight at once (vLLM/Ollama serve them in "
-        "parallel; use 1 for llama-cpp-python's server, which handles one at a time).",
-    ),
-]
-PromptOpt = Annotated[
-    Path | None, typer.Option("--prompt-template", help="Your own prompt template file.")
-]
-DescriberOpt = Annotated[
-    str,
-    typer.Option(
-        "--describer",
-        help="--tutor llm: the state text the model is shown: default, or one of the game's "
-        "others (snake: plain, the observation's facts in the snake's own frame).",
-    ),
-]
-CalibrateOpt = Annotated[
-    str,
-    typer.Option(
-        "--llm-calibrate",
-        help="score mode: none, content-free (divide by the answer to an empty state) or "
-        "batch-mean (by the mean answer over earlier states); never uses the expert.",
-    ),
-]
-CacheOpt = Annotated[
-    bool, typer.Option("--cache/--no-cache", help="Persistent LLM response cache.")
-]
-AdviceModeOpt = Annotated[
-    str,
-    typer.Option(
-        "--advice-mode",
-        help="replace (the tutor's action is executed; the paper's), label (the student acts, "
-        "the advice only teaches; needs --imitation-coef) or explore (DQN: advice replaces only "
-        "ε-random actions).",
-    ),
-]
-ImitationCoefOpt = Annotated[
-    float,
-    typer.Option(
-        "--imitation-coef",
-        help="λ of the supervised term toward the tutor's action (DQN: DQfD margin loss; "
-        "PPO/A2C: -log π(a_T|s)); 0 = off, the paper's mechanism.",
-    ),
-]
-ImitationAnnealOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--imitation-anneal",
-        help="Fraction of the run over which λ decays to 0 (default: constant).",
-    ),
-]
-ImitationMarginOpt = Annotated[
-    float, typer.Option("--imitation-margin", help="DQN: the large margin m of DQfD's loss.")
-]
-ImitationTargetOpt = Annotated[
-    str,
-    typer.Option(
-        "--imitation-target",
-        help="action (the tutor's action) or distribution (PPO/A2C: cross-entropy to the "
-        "tutor's distribution where it has one).",
-    ),
-]
-ImitationGuardOpt = Annotated[
-    bool,
-    typer.Option(
-        "--imitation-guard/--no-imitation-guard",
-        help="For untrusted tutors: imitate only while the tutor's evaluated return is above "
-        "the student's.",
-    ),
-]
-ImitationGuardZOpt = Annotated[
-    float,
-    typer.Option(
-        "--imitation-guard-z",
-        help="With --imitation-guard: imitate only while the tutor leads by this many standard "
-        "errors of the two evaluations (0: any lead; 1.645: a one-sided 95% test).",
-    ),
-]
+# Options generated from the specs ---------------------------------------------------------------
+# A command's run options are the configuration's fields (tutorl.specs): their flag, type,
+# default and help are declared once, on the field. `_with_fields` appends them to a command's
+# signature (what Typer reads), each in its group's --help panel; the command receives them as
+# `**fields`, named as the configuration names them, and passes them on unchanged.
+
+_FIELD_DEFAULT = object()
+
+
+def _field_parameter(model: type[BaseModel], name: str, default: Any) -> inspect.Parameter:
+    """The Typer option of ``model``'s field ``name`` (``default`` overrides the field's)."""
+    field = model.model_fields[name]
+    flag = cli_flag(name, field)
+    if flag is None:
+        raise TypeError(f"{model.__name__}.{name} has no command-line option")
+    # Choices stay plain text on the command line (a wide choice list squeezes --help at 80
+    # columns); the field checks them, and its error names the option.
+    kind = field.annotation
+    if typing.get_origin(kind) is list:
+        kind = list[str]
+    elif typing.get_origin(kind) is typing.Literal:
+        kind = str
+    if default is _FIELD_DEFAULT:
+        default = inspect.Parameter.empty if field.is_required() else field.get_default(
+            call_default_factory=True)  # fmt: skip
+    elif default is None:
+        kind = kind | None  # the command resolves "not given" itself
+    info = typer.Option(flag, help=field.description, rich_help_panel=field_panel(model, name))
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, info]
+    )
+
+
+def _with_fields(
+    model: type[BaseModel], *names: str | type[BaseModel], **defaults: Any
+) -> Callable[[Callable], Callable]:
+    """Give a command that takes ``**fields`` the options of ``model``'s fields ``names`` (a
+    field group such as :class:`~tutorl.specs.AdviceFields` stands for all its fields);
+    ``defaults`` replace a field's default for this command (``None``: resolved by it)."""
+    fields: list[str] = []
+    for name in names:
+        fields += list(name.model_fields) if isinstance(name, type) else [name]
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        added = [_field_parameter(model, f, defaults.get(f, _FIELD_DEFAULT)) for f in fields]
+        full = signature.replace(parameters=own + added)
+
+        @functools.wraps(command)
+        def with_fields(*args: Any, **kwargs: Any) -> Any:
+            bound = full.bind(*args, **kwargs)  # called from Python: the defaults fill the rest
+            bound.apply_defaults()
+            return command(**bound.arguments)
+
+        with_fields.__signature__ = full  # type: ignore[attr-defined]
+        return with_fields
+
+    return decorate
+
+
 ExecutorOpt = Annotated[
     str, typer.Option(help="local (process pool) or ray (local Ray, or --address).")
 ]
@@ -218,90 +165,15 @@ WorkersOpt = Annotated[int | None, typer.Option(help="Parallel runs (default: co
 AddressOpt = Annotated[
     str | None, typer.Option(help="Ray cluster address (auto, ray://host:10001).")
 ]
-
-
-# Option groups ----------------------------------------------------------------------------------
-# Each group is declared once: the options it adds to a command and the RunConfig (or
-# UltraConfig) field each one sets. `_with_options` appends a group's options to a command's
-# signature (what Typer reads); the command receives them as `**options`, and `_fields` maps them
-# onto the configuration. tests/test_cli_table.py checks that their defaults are the
-# configuration's.
-
-
-@dataclass(frozen=True)
-class _Option:
-    annotation: Any
-    default: Any
-    field: str  # the configuration field it sets
-
-
-#: The LLM itself (`tutorl.llm.spec.LLMSpec`): ULTRA's identifier and every LLM tutor.
-LLM_OPTIONS = {
-    "llm_model": _Option(LLMModelOpt, None, "llm"),
-    "llm_url": _Option(LLMUrlOpt, None, "llm_url"),
-    "llm_api_key_env": _Option(LLMKeyOpt, "OPENAI_API_KEY", "llm_api_key_env"),
-    "llm_timeout": _Option(LLMTimeoutOpt, 60.0, "llm_timeout"),
-    "llm_concurrency": _Option(LLMConcurrencyOpt, 8, "llm_concurrency"),
-}
-#: An LLM as a tutor (`tutorl.llm.spec.LLMTutorSpec`): the model, and how it is asked.
-LLM_TUTOR_OPTIONS = {
-    **LLM_OPTIONS,
-    "llm_mode": _Option(LLMModeOpt, "score", "llm_mode"),
-    "prompt_template": _Option(PromptOpt, None, "prompt_template"),
-    "describer": _Option(DescriberOpt, "default", "describer"),
-    "llm_calibrate": _Option(CalibrateOpt, "none", "llm_calibrate"),
-    "cache": _Option(CacheOpt, True, "llm_cache"),
-}
-#: How advice enters learning (`tutorl.rl.imitation.ImitationSettings` and the advice mode).
-ADVICE_OPTIONS = {
-    "advice_mode": _Option(AdviceModeOpt, "replace", "advice_mode"),
-    "imitation_coef": _Option(ImitationCoefOpt, 0.0, "imitation_coef"),
-    "imitation_anneal": _Option(ImitationAnnealOpt, None, "imitation_anneal"),
-    "imitation_margin": _Option(ImitationMarginOpt, 0.8, "imitation_margin"),
-    "imitation_target": _Option(ImitationTargetOpt, "action", "imitation_target"),
-    "imitation_guard": _Option(ImitationGuardOpt, False, "imitation_guard"),
-    "imitation_guard_z": _Option(ImitationGuardZOpt, 0.0, "imitation_guard_z"),
-}
-
-
-def _with_options(*groups: tuple[str, dict[str, _Option]]) -> Callable[[Callable], Callable]:
-    """Add the options of ``groups`` (``(help panel, options)``) to a command that takes them
-    as ``**options``; ``--help`` shows each group in its own panel."""
-
-    def decorate(command: Callable) -> Callable:
-        signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        added = []
-        for panel, group in groups:
-            for name, option in group.items():
-                kind, info = typing.get_args(option.annotation)
-                info = copy.copy(info)
-                info.rich_help_panel = panel
-                added.append(
-                    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
-                                      default=option.default, annotation=Annotated[kind, info])
-                )  # fmt: skip
-
-        full = signature.replace(parameters=own + added)
-
-        @functools.wraps(command)
-        def with_options(*args: Any, **kwargs: Any) -> Any:
-            bound = full.bind(*args, **kwargs)  # called from Python: the defaults fill the rest
-            bound.apply_defaults()
-            return command(**bound.arguments)
-
-        with_options.__signature__ = full
-        return with_options
-
-    return decorate
-
-
-def _fields(options: dict[str, Any], group: dict[str, _Option]) -> dict[str, Any]:
-    """The configuration fields that a command's ``options`` of ``group`` set."""
-    fields = {o.field: options[name] for name, o in group.items()}
-    if fields.get("prompt_template") is not None:
-        fields["prompt_template"] = str(fields["prompt_template"])
-    return fields
+EnvOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env-option",
+        help="Game option KEY=VALUE, e.g. opponent=greedy (repeatable).",
+        rich_help_panel=GameFields.panel,
+    ),
+]
+RUN = ("env", "algo", "tutor", "tutor_accuracy")  # the head of every run command's options
 
 
 def _check_executor(executor: str, workers: int | None, address: str | None) -> None:
@@ -320,61 +192,23 @@ def _check_executor(executor: str, workers: int | None, address: str | None) -> 
             )
 
 
-EnvOptionOpt = Annotated[
-    list[str] | None,
-    typer.Option("--env-option", help="Game option KEY=VALUE, e.g. opponent=greedy (repeatable)."),
-]
-
-
 @app.command()
-@_with_options(("Advice", ADVICE_OPTIONS), ("LLM tutor", LLM_TUTOR_OPTIONS))
+@_with_fields(
+    RunConfig, *RUN, "reuse", "reuse_budget", "steps", "seed", "n_envs", "eval_freq",
+    "eval_episodes", ScheduleFields, AdviceFields, LLMTutorFields,
+)  # fmt: skip
 def train(
-    env: EnvOpt,
-    algo: AlgoOpt,
-    tutor: TutorOpt = "none",
-    tutor_accuracy: AccuracyOpt = 0.8,
-    reuse: Annotated[bool, typer.Option(help="Reuse remembered advice (the paper's).")] = False,
-    reuse_budget: Annotated[int, typer.Option(help="Reuses per answer before re-asking.")] = 3,
-    ask_start: Annotated[float, typer.Option(help="Probability of asking at step 0.")] = 1.0,
-    ask_end: Annotated[float, typer.Option(help="Probability of asking after θ steps.")] = 0.1,
-    ask_decay_steps: DecayOpt = None,
-    advice_budget: Annotated[
-        int | None, typer.Option(help="Cap on the total tutor asks (default: none).")
-    ] = None,
-    steps: StepsOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of everything in the run.")] = 0,
-    n_envs: Annotated[int | None, typer.Option(help="Vectorised envs.")] = None,
-    eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
-    eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
     env_option: EnvOptionOpt = None,
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default runs/<env>-<algo>-...).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    **options: Any,
+    **fields: Any,
 ) -> None:
     """Train one student, with or without a tutor, and write its run folder."""
-    config = _config(
-        env=env,
-        algo=algo,
-        tutor=tutor,
-        tutor_accuracy=tutor_accuracy,
-        reuse=reuse,
-        reuse_budget=reuse_budget,
-        ask_start=ask_start,
-        ask_end=ask_end,
-        ask_decay_steps=ask_decay_steps,
-        advice_budget=advice_budget,
-        **_fields(options, ADVICE_OPTIONS),
-        steps=steps,
-        seed=seed,
-        n_envs=n_envs,
-        eval_freq=eval_freq,
-        eval_episodes=eval_episodes,
-        env_options=_parse_env_options(env_option),
-        **_fields(options, LLM_TUTOR_OPTIONS),
-    )
+    config = _config(**fields, env_options=_parse_env_options(env_option))
+    env, algo, seed = config.env, config.algo, config.seed
     from tutorl.rl.train import train as train_run
 
     out = out or Path("runs") / f"{env}-{algo}-{config.arm()}-seed{seed}"
@@ -398,8 +232,6 @@ def train(
 def _refuse_foreign_run(out: Path, config: Any) -> None:
     """``train`` never replaces a run of another configuration (compare and sweep refuse too);
     the same configuration is trained again from scratch."""
-    from tutorl.rl.train import RunConfig
-
     stored = out / "config.json"
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a run folder")
@@ -421,18 +253,12 @@ def _refuse_foreign_run(out: Path, config: Any) -> None:
 
 
 @app.command()
-@_with_options(("Advice", ADVICE_OPTIONS), ("LLM tutor", LLM_TUTOR_OPTIONS))
+@_with_fields(
+    RunConfig, *RUN, "steps", "ask_decay_steps", "reuse_budget", "eval_episodes", "eval_freq",
+    AdviceFields, LLMTutorFields, tutor="expert",
+)  # fmt: skip
 def compare(
-    env: EnvOpt,
-    algo: AlgoOpt,
-    tutor: TutorOpt = "expert",
-    tutor_accuracy: AccuracyOpt = 0.8,
     seeds: Annotated[int, typer.Option(help="Seeds per arm.")] = 3,
-    steps: StepsOpt = None,
-    ask_decay_steps: DecayOpt = None,
-    reuse_budget: Annotated[int, typer.Option(help="Reuses per answer before re-asking.")] = 3,
-    eval_episodes: Annotated[int, typer.Option(help="Episodes per evaluation.")] = 50,
-    eval_freq: Annotated[int | None, typer.Option(help="Evaluate every N steps.")] = None,
     threshold: Annotated[
         float | None,
         typer.Option(help="Success threshold for steps-to-threshold (default: the game's)."),
@@ -443,7 +269,7 @@ def compare(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for runs, table and plot.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
-    **options: Any,
+    **fields: Any,
 ) -> None:
     """Train the arms no tutor / tutor / tutor + reuse over several seeds and compare them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -468,20 +294,8 @@ def compare(
         raise UserError(f"--threshold must be a finite number, got {threshold}")
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
-    base = _config(
-        env=env,
-        algo=algo,
-        tutor=tutor,
-        tutor_accuracy=tutor_accuracy,
-        steps=steps,
-        ask_decay_steps=ask_decay_steps,
-        reuse_budget=reuse_budget,
-        **_fields(options, ADVICE_OPTIONS),
-        eval_episodes=eval_episodes,
-        eval_freq=eval_freq,
-        env_options=_parse_env_options(env_option),
-        **_fields(options, LLM_TUTOR_OPTIONS),
-    )
+    base = _config(**fields, env_options=_parse_env_options(env_option))
+    env, algo, tutor = base.env, base.algo, base.tutor
     game = get_game(env)
     out = out or Path("runs") / f"compare-{env}-{algo}-{tutor}"
     configs = arm_configs(base, seeds)
@@ -733,44 +547,14 @@ def _default_identifiers(env: str) -> list[str]:
 
 
 @app.command()
-@_with_options(("LLM identifier", LLM_OPTIONS))
+@_with_fields(
+    UltraConfig, "env", "algo", "model", "train_steps", "episodes", "threshold",
+    "max_episode_steps", "identifiers", "variants", "refine_steps", "reward_scale", "seeds",
+    "eval_episodes", "chunk_tokens", "max_critical", "table_radius", LLMFields,
+    identifiers=None, variants=None,
+)  # fmt: skip
 def ultra(
-    env: EnvOpt,
-    algo: AlgoOpt,
     out: Annotated[Path, typer.Option(help="Folder for agents, episodes, tables, results.")],
-    model: Annotated[
-        Path | None, typer.Option(help="A model.zip to refine (default: train a weak one).")
-    ] = None,
-    train_steps: Annotated[int, typer.Option(help="Steps of the weak agent's training.")] = 5000,
-    episodes: Annotated[int, typer.Option(help="Episodes of the agent to analyse.")] = 20,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            help="Value lost above which the expert calls a step critical (default: the "
-            "game's; set it for other DoorKey sizes, where a wasted step costs 0.9/limit)."
-        ),
-    ] = None,
-    max_episode_steps: Annotated[
-        int,
-        typer.Option(
-            help="Analyse at most this many steps of each episode (a weak agent that loops "
-            "to the time limit repeats itself; identification costs one LLM call per chunk)."
-        ),
-    ] = 500,
-    identifier: Annotated[
-        list[str] | None,
-        typer.Option(help="llm and/or expert (default: both where the game has an expert)."),
-    ] = None,
-    variant: Annotated[
-        list[str] | None, typer.Option(help="none, A, R, RA, random (default: all).")
-    ] = None,
-    refine_steps: Annotated[int, typer.Option(help="Steps of continued training.")] = 5000,
-    reward_scale: Annotated[float, typer.Option(help="Multiplier of implicit rewards.")] = 1.0,
-    seeds: Annotated[int, typer.Option(help="Seeds (agents) to repeat everything for.")] = 3,
-    eval_episodes: Annotated[int, typer.Option(help="Evaluation episodes.")] = 100,
-    chunk_tokens: Annotated[
-        int, typer.Option(help="Approximate tokens of episode text per LLM request.")
-    ] = 600,
     env_option: EnvOptionOpt = None,
     executor: ExecutorOpt = "local",
     workers: Annotated[
@@ -781,37 +565,21 @@ def ultra(
         ),
     ] = None,
     address: AddressOpt = None,
-    **options: Any,
+    **fields: Any,
 ) -> None:
     """ULTRA: name an agent's critical states (LLM or expert), refine it, compare variants.
 
     Each seed is a task of the sweep's run store: resumable, done --workers at once."""
-    from tutorl.ultra.pipeline import UltraConfig, UltraError, run_ultra
+    from tutorl.ultra.pipeline import UltraError, run_ultra
 
     _check_executor(executor, workers, address)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    try:
-        config = UltraConfig(
-            env=env,
-            algo=algo,
-            model=str(model) if model else None,
-            train_steps=train_steps,
-            episodes=episodes,
-            threshold=threshold,
-            max_episode_steps=max_episode_steps,
-            identifiers=identifier or _default_identifiers(env),
-            variants=variant or ["none", "A", "R", "RA", "random"],
-            refine_steps=refine_steps,
-            reward_scale=reward_scale,
-            seeds=seeds,
-            eval_episodes=eval_episodes,
-            chunk_tokens=chunk_tokens,
-            **_fields(options, LLM_OPTIONS),
-            env_options=_parse_env_options(env_option),
-        )
-    except ValidationError as error:
-        raise UserError(_validation_message(error)) from None
+    if fields["identifiers"] is None:
+        fields["identifiers"] = _default_identifiers(fields["env"])
+    if fields["variants"] is None:
+        del fields["variants"]  # all of them
+    config = _config(UltraConfig, **fields, env_options=_parse_env_options(env_option))
 
     def show(text: str) -> None:  # may quote a seed's error: untrusted text, printed as text
         console.print(one_line(text), highlight=False, markup=False)
@@ -828,8 +596,8 @@ def ultra(
 
 
 @app.command()
+@_with_fields(RunConfig, "env")
 def evaluate(
-    env: EnvOpt,
     policy: Annotated[
         str, typer.Option("--policy", help="expert, random, or the path of a model.zip.")
     ] = "expert",
@@ -837,8 +605,10 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 0,
     env_option: EnvOptionOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    **fields: Any,
 ) -> None:
     """Evaluate a policy: mean return with a 95% interval, and win/draw/loss where they exist."""
+    env = fields["env"]
     from tutorl.envs import get_game
     from tutorl.rl.evaluation import (
         evaluate_episodes,
@@ -907,11 +677,8 @@ def evaluate(
 
 
 @app.command()
-@_with_options(("LLM tutor", LLM_TUTOR_OPTIONS))
+@_with_fields(RunConfig, "env", "tutor", "tutor_accuracy", LLMTutorFields, tutor="llm")
 def ask(
-    env: EnvOpt,
-    tutor: TutorOpt = "llm",
-    tutor_accuracy: AccuracyOpt = 0.8,
     state: Annotated[
         str | None,
         typer.Option(
@@ -922,7 +689,7 @@ def ask(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random reachable state.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
-    **options: Any,
+    **fields: Any,
 ) -> None:
     """Show one state, the prompt, the tutor's distribution and choice, and the expert's."""
     import time
@@ -932,13 +699,8 @@ def ask(
     from tutorl.tutor.quality import sample_states
     from tutorl.tutor.tutors import make_tutor
 
-    config = _config(
-        env=env,
-        algo="ppo",
-        tutor=tutor,
-        tutor_accuracy=tutor_accuracy,
-        **_fields(options, LLM_TUTOR_OPTIONS),
-    )
+    config = _config(**fields, algo="ppo")
+    env, tutor, tutor_accuracy = config.env, config.tutor, config.tutor_accuracy
     if tutor == "none":
         raise UserError("--tutor none gives no advice; choose a tutor")
     game = get_game(env)
@@ -1142,13 +904,11 @@ def _parse_state(game, text: str):
 
 
 @app.command("tutor-eval")
-@_with_options(("LLM tutor", LLM_TUTOR_OPTIONS))
+@_with_fields(RunConfig, "tutor", "tutor_accuracy", LLMTutorFields, tutor="expert")
 def tutor_eval(
     env: Annotated[
         list[str] | None, typer.Option("--env", help="Game(s) to measure (default: all).")
     ] = None,
-    tutor: TutorOpt = "expert",
-    tutor_accuracy: AccuracyOpt = 0.8,
     states: Annotated[int, typer.Option(help="Sampled reachable states per game.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the state sample.")] = 0,
     select: Annotated[
@@ -1164,7 +924,7 @@ def tutor_eval(
         typer.Option(help="Seed of the states candidates are chosen on (default: --seed + 1)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-    **options: Any,
+    **fields: Any,
 ) -> None:
     """Measure a tutor's agreement with the expert over sampled reachable states.
 
@@ -1177,11 +937,11 @@ def tutor_eval(
     from tutorl.tutor.quality import evaluate_tutor
     from tutorl.tutor.tutors import make_tutor
 
+    tutor, tutor_accuracy = fields.pop("tutor"), fields.pop("tutor_accuracy")
     if states < 1:
         raise UserError(f"--states must be >= 1, got {states}")
     if tutor == "none":
         raise UserError("--tutor none has nothing to measure; choose a tutor")
-    fields = _fields(options, LLM_TUTOR_OPTIONS)
     if select:
         _tutor_select(env, tutor, select, states, seed, select_seed, fields, as_json)
         return

@@ -57,7 +57,7 @@ def get_game(name: str) -> Game:
         if not isinstance(game, Game):
             raise ValueError(f"{where}: {installed[name].value} is not a tutorl Game")
     elif ":" in name:
-        game = _load(name, f"--env {name}")
+        game = _load(name)
     else:
         known = ", ".join(game_names())
         raise ValueError(
@@ -79,18 +79,20 @@ def _entry_points() -> dict:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _load(path: str, where: str) -> Game:
+def _load(path: str) -> Game:
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
-        raise ValueError(f"{where}: a game's import path is package.module:GAME")
+        raise ValueError(f"{path}: a game's import path is package.module:GAME")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"{where}: cannot import {module_name!r} ({error})") from None
+        raise ValueError(f"{path}: cannot import {module_name!r} ({error})") from None
     game = getattr(module, attribute, None)
     if not isinstance(game, Game):
-        found = "nothing" if game is None else type(game).__name__
-        raise ValueError(f"{where}: {path} is {found}, not a tutorl Game")
+        games = [k for k, v in vars(module).items() if isinstance(v, Game)]
+        found = f"a {type(game).__name__}" if hasattr(module, attribute) else "not defined"
+        hint = f" ({module_name} has {', '.join(games)})" if games else ""
+        raise ValueError(f"{path}: {attribute} is {found}, not a tutorl Game{hint}")
     return game
 
 

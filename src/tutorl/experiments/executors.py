@@ -38,7 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from tutorl._io import atomic_write_json
 from tutorl._process import die_with_parent, quiet_thread_errors
-from tutorl.rl.train import RunConfig
+from tutorl.specs import RunConfig
 
 Handle = tuple[str, int, str]
 
@@ -86,7 +86,7 @@ Job = Literal["train", "ultra-seed"]
 
 
 def _train(config_json: str, folder: Path, llm_service: Handle | None) -> None:
-    from tutorl.rl.train import RunConfig, train
+    from tutorl.rl.train import train
 
     train(RunConfig.model_validate_json(config_json), folder, llm_service=llm_service)
 

@@ -17,7 +17,7 @@
       - when: {env: connect_four, tutor: llm}
         set: {advice_budget: 500}
 
-Every run is an ordinary :class:`~tutorl.rl.train.RunConfig` and lands in
+Every run is an ordinary :class:`~tutorl.specs.RunConfig` and lands in
 ``OUT/runs/<env>/<algo>/<arm>/seed<k>/``.
 """
 
@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tutorl.envs import get_game
-from tutorl.rl.train import RunConfig
+from tutorl.specs import RunConfig
 
 _RUN_FIELDS = set(RunConfig.model_fields)
 # Fields the grid itself sets; a sweep file sets them through its axes, not through defaults.

@@ -2,10 +2,10 @@
 
 A run's ``config.json``, a sweep file and ``tutorl ultra`` keep their flat, stable field names
 (``llm``, ``llm_url``, ``llm_mode``, ...: the result format users already have). These specs
-are what those fields mean, built in one place (:meth:`tutorl.rl.train.RunConfig.llm_tutor_spec`,
-:meth:`tutorl.ultra.pipeline.UltraConfig.llm_spec`) and the only thing the builders take, so a
-model name has one name from the command line to the backend and the default model is filled
-in one place (:meth:`LLMSpec.resolved`).
+are what those fields mean, built in one place (:class:`tutorl.specs.LLMFields` and
+:class:`tutorl.specs.LLMTutorFields`, shared by a run and ULTRA) and the only thing the
+builders take, so a model name has one name from the command line to the backend and the
+default model is filled in one place (:meth:`LLMSpec.resolved`).
 
 .. code-block:: python
 

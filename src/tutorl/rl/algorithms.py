@@ -21,8 +21,7 @@ from tutorl.rl.hooks import (
     TutoredMaskablePPO,
     TutoredPPO,
 )
-
-ALGOS = ("dqn", "ppo", "a2c")
+from tutorl.specs import ALGOS
 
 DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "dqn": {
@@ -56,7 +55,6 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     },
 }
 
-DEFAULT_N_ENVS = {"dqn": 1, "ppo": 4, "a2c": 4}
 
 
 def uses_action_masks(algo: str, env: VecEnv) -> bool:

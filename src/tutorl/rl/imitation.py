@@ -34,59 +34,14 @@ is not imitated on noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch as th
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.callbacks import BaseCallback
 
-IMITATION_TARGETS = ("action", "distribution")
-
-
-@dataclass(frozen=True)
-class ImitationSettings:
-    """The supervised term's settings.
-
-    :param coef: λ, the term's weight; 0 turns imitation off (the paper's plain mechanism).
-    :param anneal: fraction of the run over which λ decays linearly to 0; ``None``: constant
-        (measured: annealing to 0 by half the run made Connect Four DQN collapse after the
-        hand-over; a constant weight did not).
-    :param margin: DQfD's margin ``m`` (DQN only), in return units.
-    :param target: ``action`` (the tutor's action) or ``distribution`` (PPO/A2C: cross-entropy
-        to the tutor's distribution where it has one).
-    :param guard: imitate only while the tutor's evaluated return is above the student's.
-    :param guard_z: how clearly: the tutor's return must exceed the student's by ``guard_z``
-        standard errors of their difference (0: any lead, the original guard; 1.645: a
-        one-sided 95% test). Exact evaluations (Blackjack) have no error, so it changes nothing
-        there.
-    :param batch_size: advice samples per gradient step.
-    :param capacity: advice samples kept (the oldest are overwritten).
-    """
-
-    coef: float = 0.0
-    anneal: float | None = None
-    margin: float = 0.8
-    target: Literal["action", "distribution"] = "action"
-    guard: bool = False
-    guard_z: float = 0.0
-    batch_size: int = 64
-    capacity: int = 50_000
-
-    def __post_init__(self) -> None:
-        if self.coef < 0:
-            raise ValueError(f"imitation coefficient must be >= 0, got {self.coef}")
-        if self.anneal is not None and not 0 < self.anneal <= 1:
-            raise ValueError(f"imitation anneal must be in (0, 1], got {self.anneal}")
-        if not self.guard_z >= 0:
-            raise ValueError(f"guard_z must be >= 0, got {self.guard_z}")
-        if self.target not in IMITATION_TARGETS:
-            raise ValueError(f"imitation target must be one of {IMITATION_TARGETS}")
-
-    @property
-    def active(self) -> bool:
-        return self.coef > 0
+from tutorl.specs import ImitationSettings
 
 
 class AdviceStore:

@@ -36,55 +36,78 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from tutorl._io import atomic_save_model, atomic_write_json
 from tutorl.envs import get_game
-from tutorl.llm.spec import LLMSpec, check_url
+from tutorl.specs import GameFields, LLMFields, cli
 from tutorl.ultra.refine import VARIANTS, variants
 
 
-class UltraConfig(BaseModel):
+class UltraFields(GameFields):
+    """An ULTRA experiment's own fields: the agent, its episodes, identification, refinement."""
+
+    panel: ClassVar[str] = "ULTRA"
+
+    model: str | None = Field(
+        None, description="A model.zip to refine (default: train a weak one)."
+    )  # an SB3 agent, not the LLM (that is `llm`)
+    train_steps: int = Field(5_000, gt=0, description="Steps of the weak agent's training.")
+    episodes: int = Field(20, gt=0, description="Episodes of the agent to analyse.")
+    max_episode_steps: int = Field(
+        500,
+        gt=0,
+        description="Analyse at most this many steps of each episode (a weak agent that loops "
+        "to the time limit repeats itself; identification costs one LLM call per chunk).",
+    )
+    identifiers: list[Literal["llm", "expert"]] = Field(
+        default_factory=lambda: ["expert", "llm"],
+        min_length=1,
+        description="llm and/or expert (default: both where the game has an expert).",
+        json_schema_extra=cli("--identifier"),
+    )
+    variants: list[str] = Field(
+        default_factory=lambda: list(VARIANTS),
+        min_length=1,
+        description="none, A, R, RA, random (default: all).",
+        json_schema_extra=cli("--variant"),
+    )
+    refine_steps: int = Field(5_000, gt=0, description="Steps of continued training.")
+    reward_scale: float = Field(1.0, ge=0, description="Multiplier of implicit rewards.")
+    seeds: int = Field(3, ge=1, description="Seeds (agents) to repeat everything for.")
+    eval_episodes: int = Field(100, gt=0, description="Evaluation episodes.")
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        description="Value lost above which the expert calls a step critical (default: the "
+        "game's; set it for other DoorKey sizes, where a wasted step costs 0.9/limit).",
+    )
+    chunk_tokens: int = Field(
+        600,
+        ge=200,
+        description="Approximate tokens of episode text per LLM request (real ones can be 2x).",
+    )
+    max_critical: int = Field(
+        5, ge=1, le=10, description="Critical states the LLM may name per episode."
+    )
+    # Radius tables (games with a table_radius): the radius in the game's table_scale units;
+    # None: the game's default.
+    table_radius: float | None = Field(
+        None,
+        gt=0,
+        description="Continuous games: how near a state must be to a critical one, in the "
+        "game's table_scale units (default: the game's).",
+    )
+
+
+class UltraConfig(LLMFields, UltraFields):
     """Everything that defines an ULTRA experiment (validated)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    env: str
-    algo: Literal["dqn", "ppo", "a2c"]
-    model: str | None = None  # a model.zip from tutorl train; None: train a sub-optimal one
-    train_steps: int = Field(5_000, gt=0)
-    episodes: int = Field(20, gt=0)
-    max_episode_steps: int = Field(500, gt=0)
-    identifiers: list[Literal["llm", "expert"]] = Field(
-        default_factory=lambda: ["expert", "llm"], min_length=1
-    )
-    variants: list[str] = Field(default_factory=lambda: list(VARIANTS), min_length=1)
-    refine_steps: int = Field(5_000, gt=0)
-    reward_scale: float = Field(1.0, ge=0)
-    seeds: int = Field(3, ge=1)
-    eval_episodes: int = Field(100, gt=0)
-    threshold: float | None = Field(None, ge=0)  # expert's value-lost threshold
     _threshold_given: bool = PrivateAttr(False)  # True: the user chose it (not the default)
-    chunk_tokens: int = Field(600, ge=200)  # approx. tokens; real ones can be 2x
-    max_critical: int = Field(5, ge=1, le=10)
-    env_options: dict[str, Any] = Field(default_factory=dict)
-    llm: str | None = None
-    llm_url: str | None = None
-    llm_api_key_env: str = "OPENAI_API_KEY"
-    llm_timeout: float = Field(60.0, gt=0, allow_inf_nan=False)
-    llm_concurrency: int = Field(8, ge=1)
-    # Radius tables (games with a table_radius): the radius in the game's table_scale units;
-    # None: the game's default.
-    table_radius: float | None = Field(None, gt=0)
-
-    @field_validator("env")
-    @classmethod
-    def _known_env(cls, value: str) -> str:
-        get_game(value)  # a clear error naming the known envs
-        return value
 
     @field_validator("variants")
     @classmethod
@@ -118,22 +141,8 @@ class UltraConfig(BaseModel):
                 )
             # Stored resolved too: a changed default cannot silently rescore a resumed run.
             self.threshold = float(game.ultra_threshold)
-        if "llm" in self.identifiers:
-            llm = self.llm_spec()  # checks the URL and the endpoint's model name
-            self.llm = llm.resolved().model  # stored resolved: a resumed run keeps it
-        else:  # unused here (a sweep's shared defaults), but never silently malformed
-            check_url(self.llm_url)
+        self._resolve_llm(used="llm" in self.identifiers)
         return self
-
-    def llm_spec(self) -> LLMSpec:
-        """The identifying LLM these flat fields describe (flat: the folder's format)."""
-        return LLMSpec(
-            model=self.llm,
-            url=self.llm_url,
-            api_key_env=self.llm_api_key_env,
-            timeout=self.llm_timeout,
-            concurrency=self.llm_concurrency,
-        )
 
 
 def _model_matches(config: UltraConfig, game: Any) -> None:

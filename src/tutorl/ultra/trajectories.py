@@ -466,7 +466,7 @@ def train_suboptimal(
     :param steps: environment steps (on-policy algorithms round up to whole rollouts).
     :param seed: the run's seed.
     :param env_options: options passed to ``game.make`` on top of ``game.options``.
-    :param config: further :class:`~tutorl.rl.train.RunConfig` fields (``hyperparams``,
+    :param config: further :class:`~tutorl.specs.RunConfig` fields (``hyperparams``,
         ``n_envs``, ``eval_episodes``...).
     :return: the trained model.
     """
