@@ -272,6 +272,15 @@ def compare(
     **fields: Any,
 ) -> None:
     """Train the arms no tutor / tutor / tutor + reuse over several seeds and compare them."""
+    if seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {seeds}")
+    if threshold is not None and not math.isfinite(threshold):
+        raise UserError(f"--threshold must be a finite number, got {threshold}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    base = _config(**fields, env_options=_parse_env_options(env_option))
+    env, algo, tutor = base.env, base.algo, base.tutor
+    # Checked first: the comparison's tables and plots load pandas and matplotlib.
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from tutorl._io import atomic_write_json, atomic_write_text
@@ -288,14 +297,6 @@ def compare(
         with_threshold,
     )
 
-    if seeds < 1:
-        raise UserError(f"--seeds must be >= 1, got {seeds}")
-    if threshold is not None and not math.isfinite(threshold):
-        raise UserError(f"--threshold must be a finite number, got {threshold}")
-    if workers is not None and workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    base = _config(**fields, env_options=_parse_env_options(env_option))
-    env, algo, tutor = base.env, base.algo, base.tutor
     game = get_game(env)
     out = out or Path("runs") / f"compare-{env}-{algo}-{tutor}"
     configs = arm_configs(base, seeds)
