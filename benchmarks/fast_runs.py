@@ -47,9 +47,10 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from tutorl.envs import connect_four as cf
 from tutorl.envs import get_game, register
-from tutorl.rl.algorithms import DEFAULT_N_ENVS, make_model
+from tutorl.rl.algorithms import make_model
 from tutorl.rl.hooks import attach_advisor
 from tutorl.rl.train import configure_threads
+from tutorl.specs import DEFAULT_N_ENVS
 from tutorl.tutor import AdviceSchedule, Advisor
 from tutorl.tutor.tutors import make_tutor
 

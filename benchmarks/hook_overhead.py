@@ -28,9 +28,10 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 from tutorl.envs import get_game
-from tutorl.rl.algorithms import DEFAULT_HYPERPARAMS, DEFAULT_N_ENVS, make_model
+from tutorl.rl.algorithms import DEFAULT_HYPERPARAMS, make_model
 from tutorl.rl.hooks import attach_advisor
 from tutorl.rl.train import configure_threads
+from tutorl.specs import DEFAULT_N_ENVS
 from tutorl.tutor import AdviceSchedule, Advisor, ConstantTutor
 
 PLAIN = {"dqn": DQN, "ppo": PPO, "a2c": A2C}

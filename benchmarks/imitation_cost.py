@@ -25,10 +25,11 @@ import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
 
 from tutorl.envs import get_game
-from tutorl.rl.algorithms import DEFAULT_N_ENVS, make_model
+from tutorl.rl.algorithms import make_model
 from tutorl.rl.hooks import attach_advisor
 from tutorl.rl.imitation import Imitation, ImitationSettings
 from tutorl.rl.train import configure_threads
+from tutorl.specs import DEFAULT_N_ENVS
 from tutorl.tutor import AdviceSchedule, Advisor, ConstantTutor
 
 

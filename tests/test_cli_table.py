@@ -223,6 +223,10 @@ CASES = [
     (["ask", "--env", "chess"], "unknown env"),
     # ---- tutor-eval
     (["tutor-eval", "--states", "0"], "--states must be >= 1"),
+    (["tutor-eval", "--env", "snake", "--tutor", "llm", "--select", "smollm2-135m",
+      "--describer", "plain"], "drop --describer"),
+    (["tutor-eval", "--env", "snake", "--tutor", "llm", "--select", "smollm2-135m::bad"],
+     "--select 'smollm2-135m::bad': invalid run configuration: --llm-calibrate"),
     (["tutor-eval", "--tutor", "none"], "nothing to measure"),
     (["tutor-eval", "--env", "chess"], "unknown env"),
     (["tutor-eval", "--env", "doorkey", "--tutor", "rule"], "no rule baseline"),

@@ -31,6 +31,7 @@ CONFIGURATION = ROOT / "docs" / "configuration.md"
 def configuration_page() -> str:
     """docs/configuration.md, generated from the specs (``python tests/test_docs.py`` writes
     it)."""
+    from tutorl.cli import commands_of_fields
     from tutorl.specs import RunConfig, reference
     from tutorl.ultra.pipeline import UltraConfig
 
@@ -39,13 +40,13 @@ def configuration_page() -> str:
         "Every field of a run and of an ULTRA experiment, generated from their declarations "
         "in `src/tutorl/specs.py` and `src/tutorl/ultra/pipeline.py`. A field's *key* is its "
         "name in a run's `config.json`, in a sweep file's `defaults`, `tutors` and `overrides` "
-        "and in `ultra.json`; its *option* is the command-line flag of `tutorl train`, "
-        "`compare`, `ask`, `tutor-eval` or `ultra` that sets it (— : sweep files and the "
-        "library only). The meaning is also the option's `--help`.\n\n"
+        "and in an ULTRA folder's `config.json`; its *option* is the command-line flag that "
+        "sets it, with the commands that have it (—: sweep files and the library only). The "
+        "meaning is also the option's `--help`.\n\n"
         "A run resolves its game-dependent defaults (`None` below) when it is validated and "
         "stores them resolved in `config.json`.\n\n"
     )
-    return head + reference([RunConfig, UltraConfig])
+    return head + reference([RunConfig, UltraConfig], commands_of_fields())
 
 
 def test_the_configuration_reference_is_current():

@@ -116,6 +116,9 @@ def test_guard_needs_its_callback_and_then_stops_imitating_a_bad_tutor():
     )  # fmt: skip
     with pytest.raises(ValueError, match="ImitationGuard"):
         make().learn(64)
+    with pytest.raises(TypeError, match="imitation=ImitationSettings"):  # the old keywords
+        TutoredA2C("MlpPolicy", vec_env("blackjack", 2, 0), game="blackjack", tutor="expert",
+                   imitation_coef=1.0)  # fmt: skip
     model = make().learn(3000, callback=ImitationGuard(eval_freq=500))
     imitation = model.imitation
     # The random tutor's exact return is far below an A2C student's after a few hundred steps.

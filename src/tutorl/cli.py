@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import typer
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -31,7 +32,9 @@ from tutorl.specs import (
     LLMTutorFields,
     RunConfig,
     ScheduleFields,
+    TutorFields,
     cli_flag,
+    field_option,
     field_panel,
 )
 from tutorl.ultra.pipeline import UltraConfig
@@ -68,8 +71,9 @@ def _validation_message(error: ValidationError, model: type[BaseModel] = RunConf
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "config"
-        field = model.model_fields.get(str(item["loc"][0])) if item["loc"] else None
-        flag = cli_flag(where, field) if field is not None else None
+        name = str(item["loc"][0]) if item["loc"] else ""
+        field = model.model_fields.get(name)
+        flag = cli_flag(name, field) if field is not None else None
         if flag is not None:
             where = flag.split("/")[0]
         message = item["msg"].removeprefix("Value error, ")
@@ -115,7 +119,9 @@ def _field_parameter(model: type[BaseModel], name: str, default: Any) -> inspect
     # Choices stay plain text on the command line (a wide choice list squeezes --help at 80
     # columns); the field checks them, and its error names the option.
     kind = field.annotation
-    if typing.get_origin(kind) is list:
+    if field_option(field).path:
+        kind = Path | None
+    elif typing.get_origin(kind) is list:
         kind = list[str]
     elif typing.get_origin(kind) is typing.Literal:
         kind = str
@@ -130,29 +136,60 @@ def _field_parameter(model: type[BaseModel], name: str, default: Any) -> inspect
     )
 
 
+def _generated(field: FieldInfo, name: str) -> bool:
+    """Whether a group's field becomes an option by itself: not a field without one, and not
+    a mapping (``--env-option KEY=VALUE`` is parsed by the command)."""
+    return cli_flag(name, field) is not None and typing.get_origin(field.annotation) is not dict
+
+
+def commands_of_fields() -> dict[tuple[type[BaseModel], str], list[str]]:
+    """``(configuration, field) -> the commands with its option`` (``compare [default
+    expert]`` where a command sets its own), for the configuration reference."""
+    taken: dict[tuple[type[BaseModel], str], list[str]] = {}
+    for info in app.registered_commands:
+        model, fields, defaults = getattr(info.callback, "config_fields", (None, (), {}))
+        name = info.name or info.callback.__name__.replace("_", "-")
+        for field in fields:
+            own = defaults.get(field)
+            label = f"{name} [default {own}]" if own is not None else name
+            taken.setdefault((model, field), []).append(label)
+    return taken
+
+
 def _with_fields(
     model: type[BaseModel], *names: str | type[BaseModel], **defaults: Any
 ) -> Callable[[Callable], Callable]:
     """Give a command that takes ``**fields`` the options of ``model``'s fields ``names`` (a
-    field group such as :class:`~tutorl.specs.AdviceFields` stands for all its fields);
-    ``defaults`` replace a field's default for this command (``None``: resolved by it)."""
+    field group such as :class:`~tutorl.specs.AdviceFields` stands for its fields), before its
+    own; ``defaults`` replace a field's default for this command (``None``: resolved by it).
+    Every parameter is keyword-only, so a Python caller names each."""
     fields: list[str] = []
     for name in names:
-        fields += list(name.model_fields) if isinstance(name, type) else [name]
+        if isinstance(name, type):
+            fields += [n for n, f in name.model_fields.items() if _generated(f, n)]
+        else:
+            fields.append(name)
 
     def decorate(command: Callable) -> Callable:
         signature = inspect.signature(command, eval_str=True)
-        own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in signature.parameters.values()
+            if p.kind is not p.VAR_KEYWORD
+        ]
         added = [_field_parameter(model, f, defaults.get(f, _FIELD_DEFAULT)) for f in fields]
-        full = signature.replace(parameters=own + added)
+        full = signature.replace(parameters=added + own)
 
         @functools.wraps(command)
-        def with_fields(*args: Any, **kwargs: Any) -> Any:
-            bound = full.bind(*args, **kwargs)  # called from Python: the defaults fill the rest
+        def with_fields(**kwargs: Any) -> Any:
+            bound = full.bind(**kwargs)  # called from Python: the defaults fill the rest
             bound.apply_defaults()
             return command(**bound.arguments)
 
         with_fields.__signature__ = full  # type: ignore[attr-defined]
+        # What the configuration reference says each command takes (docs/configuration.md).
+        taken = fields + ["env_options"] * ("env_option" in signature.parameters)
+        with_fields.config_fields = (model, tuple(taken), defaults)  # type: ignore[attr-defined]
         return with_fields
 
     return decorate
@@ -173,7 +210,6 @@ EnvOptionOpt = Annotated[
         rich_help_panel=GameFields.panel,
     ),
 ]
-RUN = ("env", "algo", "tutor", "tutor_accuracy")  # the head of every run command's options
 
 
 def _check_executor(executor: str, workers: int | None, address: str | None) -> None:
@@ -194,8 +230,8 @@ def _check_executor(executor: str, workers: int | None, address: str | None) -> 
 
 @app.command()
 @_with_fields(
-    RunConfig, *RUN, "reuse", "reuse_budget", "steps", "seed", "n_envs", "eval_freq",
-    "eval_episodes", ScheduleFields, AdviceFields, LLMTutorFields,
+    RunConfig, "env", "algo", TutorFields, ScheduleFields, AdviceFields, LLMTutorFields, "steps",
+    "seed", "n_envs", "eval_freq", "eval_episodes",
 )  # fmt: skip
 def train(
     env_option: EnvOptionOpt = None,
@@ -254,8 +290,8 @@ def _refuse_foreign_run(out: Path, config: Any) -> None:
 
 @app.command()
 @_with_fields(
-    RunConfig, *RUN, "steps", "ask_decay_steps", "reuse_budget", "eval_episodes", "eval_freq",
-    AdviceFields, LLMTutorFields, tutor="expert",
+    RunConfig, "env", "algo", "tutor", "tutor_accuracy", "reuse_budget", "ask_decay_steps",
+    AdviceFields, LLMTutorFields, "steps", "eval_freq", "eval_episodes", tutor="expert",
 )  # fmt: skip
 def compare(
     seeds: Annotated[int, typer.Option(help="Seeds per arm.")] = 3,
@@ -791,6 +827,15 @@ def _tutor_select(
 
     if tutor != "llm":
         raise UserError("--select chooses among LLM set-ups: it needs --tutor llm")
+    chosen = [o for o, f in (("--llm-model", "llm"), ("--describer", "describer"),
+                             ("--llm-calibrate", "llm_calibrate"))
+              if fields[f] != RunConfig.model_fields[f].default]  # fmt: skip
+    if chosen:
+        raise UserError(
+            f"--select names each candidate's model, describer and calibration: drop "
+            f"{', '.join(chosen)}"
+        )
+    fields = {k: v for k, v in fields.items() if k not in ("llm", "describer", "llm_calibrate")}
     if not envs or len(envs) != 1:
         raise UserError("--select chooses for one game: give exactly one --env")
     select_seed = seed + 1 if select_seed is None else select_seed
@@ -806,7 +851,10 @@ def _tutor_select(
         model, describer, calibrate = [*parts, "", ""][:3]  # an empty part: the default
         describer, calibrate = describer or "default", calibrate or "none"
         option = {"llm": model, "describer": describer, "llm_calibrate": calibrate}
-        parsed.append((text, _config(env=envs[0], algo="ppo", tutor="llm", **{**fields, **option})))
+        try:
+            parsed.append((text, _config(env=envs[0], algo="ppo", tutor="llm", **fields, **option)))
+        except UserError as error:
+            raise UserError(f"--select {text!r}: {error}") from None
     game = get_game(envs[0])
     rule = make_tutor("rule", game) if game.rule is not None else None
 

@@ -25,12 +25,20 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from tutorl.envs import get_game
+from tutorl.llm.models import DEFAULT_MODEL
 from tutorl.llm.spec import LLMSpec, LLMTutorSpec, check_url
 from tutorl.tutor.schedule import AdviceSchedule
 from tutorl.tutor.tutors import TUTOR_KINDS
@@ -41,18 +49,40 @@ DEFAULT_N_ENVS = {"dqn": 1, "ppo": 4, "a2c": 4}
 IMITATION_TARGETS = ("action", "distribution")
 
 
-def cli(flag: str | None) -> dict[str, Any]:
-    """``json_schema_extra`` of a field whose command-line flag is not ``--<its-name>``
-    (``None``: a field with no option, set in sweep files and by the library only)."""
-    return {"cli": flag}
+@dataclass(frozen=True)
+class Option:
+    """How a field appears on the command line, as metadata of its annotation
+    (``llm: Annotated[str | None, Option("--llm-model")]``). A field without one is
+    ``--<name-with-dashes>`` (``--x/--no-x`` for a switch).
+
+    :param flag: the flag; ``None``: no option (sweep files and the library only).
+    :param path: a file path: the command line takes it as a path (``<path>`` in ``--help``).
+    """
+
+    flag: str | None = ""
+    path: bool = False
+
+
+def _path_text(value: Any) -> Any:
+    """A path stored as text, as the command line passes it (``./a/b.txt`` -> ``a/b.txt``), so
+    that one file is one configuration however it was typed."""
+    return value if value is None else str(Path(value))
+
+
+#: A field holding a file path.
+PathText = Annotated[str | None, BeforeValidator(_path_text), Option(path=True)]
+
+
+def field_option(field: FieldInfo) -> Option:
+    """The :class:`Option` of a field (the default one if it declares none)."""
+    return next((m for m in field.metadata if isinstance(m, Option)), Option())
 
 
 def cli_flag(name: str, field: FieldInfo) -> str | None:
-    """The command-line flag of a field: ``--<name-with-dashes>`` (``--x/--no-x`` for a
-    switch) unless the field names its own (``None``: it has none)."""
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-    if "cli" in extra:
-        return extra["cli"]  # type: ignore[return-value]
+    """The command-line flag of the field ``name`` (``None``: it has none)."""
+    flag = field_option(field).flag
+    if flag != "":
+        return flag
     flag = "--" + name.replace("_", "-")
     return f"{flag}/--no-{flag[2:]}" if field.annotation is bool else flag
 
@@ -111,12 +141,11 @@ class LLMFields(BaseModel):
 
     panel: ClassVar[str] = "LLM"  # the --help panel of these options
 
-    llm: str | None = Field(
+    llm: Annotated[str | None, Option("--llm-model")] = Field(
         None,
         description="Embedded model (smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b; tutorl "
         "models lists them), a .gguf path, or with --llm-url the endpoint's model (llama, "
-        "vicuna, deepseek, ...). Default: smollm2-135m.",
-        json_schema_extra=cli("--llm-model"),
+        f"vicuna, deepseek, ...). Default: {DEFAULT_MODEL}.",
     )
     llm_url: str | None = Field(
         None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1."
@@ -173,11 +202,9 @@ class LLMTutorFields(LLMFields):
     llm_mode: Literal["score", "generate"] = Field(
         "score", description="score (rank the legal actions' labels) or generate (<action>)."
     )
-    prompt_template: str | None = Field(None, description="Your own prompt template file.")
-    llm_cache: bool = Field(
-        True,
-        description="Keep answers in the persistent response cache ($TUTORL_CACHE).",
-        json_schema_extra=cli("--cache/--no-cache"),
+    prompt_template: PathText = Field(None, description="Your own prompt template file.")
+    llm_cache: Annotated[bool, Option("--cache/--no-cache")] = Field(
+        True, description="Keep answers in the persistent response cache ($TUTORL_CACHE)."
     )
     describer: str = Field(
         "default",
@@ -292,10 +319,10 @@ class GameFields(BaseModel):
 
     env: str = Field(description="Game (tutorl envs lists them), or package.module:GAME.")
     algo: Literal["dqn", "ppo", "a2c"] = Field(description="Student algorithm: dqn, ppo or a2c.")
-    env_options: dict[str, Any] = Field(
+    # On the command line: --env-option KEY=VALUE (repeatable), parsed by the command.
+    env_options: Annotated[dict[str, Any], Option("--env-option")] = Field(
         default_factory=dict,
         description="Game options (tutorl envs lists them), e.g. {opponent: greedy}.",
-        json_schema_extra=cli("--env-option"),
     )
 
     @field_validator("env")
@@ -305,10 +332,10 @@ class GameFields(BaseModel):
         return value
 
 
-class RunFields(GameFields):
-    """The run's own fields: tutor, length, seeds, evaluation."""
+class TutorFields(BaseModel):
+    """Who tutors, and the paper's advice reuse."""
 
-    panel: ClassVar[str] = "Run"
+    panel: ClassVar[str] = "Tutor"
 
     tutor: str = Field(
         "none",
@@ -319,6 +346,24 @@ class RunFields(GameFields):
     )
     reuse: bool = Field(False, description="Reuse remembered advice (the paper's).")
     reuse_budget: int = Field(3, ge=1, description="Reuses per answer before re-asking.")
+
+    @field_validator("tutor")
+    @classmethod
+    def _known_tutor(cls, value: str) -> str:
+        if value not in TUTOR_KINDS:
+            raise ValueError(f"unknown tutor {value!r}; choose one of: {', '.join(TUTOR_KINDS)}")
+        return value
+
+    @property
+    def tutored(self) -> bool:
+        return self.tutor != "none"
+
+
+class RunFields(GameFields):
+    """The run's own fields: length, seeds, evaluation, hyperparameters."""
+
+    panel: ClassVar[str] = "Run"
+
     steps: int | None = Field(None, gt=0, description="Environment steps (default: the game's).")
     seed: int = Field(0, ge=0, description="Seed of everything in the run.")
     n_envs: int | None = Field(
@@ -328,20 +373,15 @@ class RunFields(GameFields):
         None, gt=0, description="Evaluate every N steps (default: 20 times per run)."
     )
     eval_episodes: int = Field(50, gt=0, description="Episodes per evaluation.")
-    eval_seed: int = Field(
-        10_000,
-        ge=0,
-        description="Seed of the first evaluation episode.",
-        json_schema_extra=cli(None),
+    eval_seed: Annotated[int, Option(None)] = Field(
+        10_000, ge=0, description="Seed of the first evaluation episode."
     )
-    hyperparams: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Student hyperparameters over tutorl's (SB3 names).",
-        json_schema_extra=cli(None),
+    hyperparams: Annotated[dict[str, Any], Option(None)] = Field(
+        default_factory=dict, description="Student hyperparameters over tutorl's (SB3 names)."
     )
 
 
-class RunConfig(AdviceFields, ScheduleFields, LLMTutorFields, RunFields):
+class RunConfig(AdviceFields, ScheduleFields, LLMTutorFields, TutorFields, RunFields):
     """Everything that defines one run. Same config, same seed: same result (on one machine
     and library stack; another CPU may round float32 differently, see docs/results.md).
 
@@ -352,13 +392,6 @@ class RunConfig(AdviceFields, ScheduleFields, LLMTutorFields, RunFields):
     """
 
     model_config = ConfigDict(extra="forbid")
-
-    @field_validator("tutor")
-    @classmethod
-    def _known_tutor(cls, value: str) -> str:
-        if value not in TUTOR_KINDS:
-            raise ValueError(f"unknown tutor {value!r}; choose one of: {', '.join(TUTOR_KINDS)}")
-        return value
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> RunConfig:
@@ -407,10 +440,6 @@ class RunConfig(AdviceFields, ScheduleFields, LLMTutorFields, RunFields):
         self._resolve_llm(used=self.tutor == "llm")
         return self
 
-    @property
-    def tutored(self) -> bool:
-        return self.tutor != "none"
-
     def arm(self) -> str:
         """Short label of the experimental arm: ``none``, ``expert``, ``expert+reuse``..."""
         if not self.tutored:
@@ -458,9 +487,13 @@ def _type_text(annotation: Any) -> str:
     return str(annotation).replace("typing.", "").replace(" | ", " or ")
 
 
-def reference(models: list[type[BaseModel]]) -> str:
+def reference(
+    models: list[type[BaseModel]],
+    commands: dict[tuple[type[BaseModel], str], list[str]] | None = None,
+) -> str:
     """The configuration reference (``docs/configuration.md``): each model's fields, by group,
-    with the command-line flag, type, default and description of each."""
+    with the command-line flag, the commands that take it (``commands``: ``(model, field) ->
+    command names``), the type, default and meaning of each."""
     lines = []
     for model in models:
         summary = (model.__doc__ or "").strip().split("\n\n")[0]
@@ -468,15 +501,16 @@ def reference(models: list[type[BaseModel]]) -> str:
         groups: dict[str, list[str]] = {}
         for name, field in model.model_fields.items():
             flag = cli_flag(name, field)
+            taken = (commands or {}).get((model, name), [])
+            option = f"`{flag}` ({', '.join(taken)})" if flag and taken else "—"
             value = None if field.is_required() else field.get_default(call_default_factory=True)
             default = "required" if field.is_required() else f"`{value!r}`"
-            cells = [f"`{name}`", f"`{flag}`" if flag else "—", _type_text(field.annotation),
-                     default, field.description or ""]  # fmt: skip
-            # A pipe would end the table's cell.
-            row = "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
+            cells = [f"`{name}`", option, _type_text(field.annotation), default,
+                     field.description or ""]  # fmt: skip
+            row = "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
             groups.setdefault(field_panel(model, name) or "Other", []).append(row)
         for group, rows in groups.items():
-            lines += [f"### {group}", "", "| key | option | type | default | meaning |",
+            lines += [f"### {group}", "", "| key | option (commands) | type | default | meaning |",
                       "|---|---|---|---|---|", *rows, ""]  # fmt: skip
     return "\n".join(lines)
 
@@ -489,9 +523,13 @@ __all__ = [
     "ImitationSettings",
     "LLMFields",
     "LLMTutorFields",
+    "Option",
+    "PathText",
     "RunConfig",
     "ScheduleFields",
+    "TutorFields",
     "cli_flag",
+    "field_option",
     "field_panel",
     "reference",
 ]

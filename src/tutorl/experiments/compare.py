@@ -16,17 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tutorl.specs import RunConfig
+from tutorl.specs import AdviceFields, RunConfig
 
 
 def arm_configs(base: RunConfig, seeds: int) -> list[RunConfig]:
     """The three arms of a comparison for ``seeds`` seeds (0..K-1 offset by ``base.seed``)."""
     # The untutored arm takes none of the advice settings (a tutorless run refuses them).
-    untutored = {
-        name: RunConfig.model_fields[name].default
-        for name in RunConfig.model_fields
-        if name.startswith(("advice_mode", "imitation_"))
-    }
+    untutored = {name: field.default for name, field in AdviceFields.model_fields.items()}
     arms = [{"tutor": "none", "reuse": False, **untutored}]
     if base.tutor != "none":
         arms += [{"tutor": base.tutor, "reuse": False}, {"tutor": base.tutor, "reuse": True}]

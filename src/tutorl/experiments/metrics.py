@@ -54,8 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tutorl.rl.curve import area_under_curve
-from tutorl.rl.curve import curve_metrics as run_curve_metrics
+from tutorl.rl.curve import area_under_curve, metrics_of_curve
 
 BASELINE = "none"
 #: Fractions of the way from the initial return to a reference level.
@@ -175,7 +174,7 @@ def curve_metrics(
         after = raw[first:]
         stability_std = float(after.std(ddof=0))
         drops = int(np.sum(after < plateau - tolerance))
-    run = run_curve_metrics(curve[["step", "mean_return"]].to_dict("records"), threshold)
+    run = metrics_of_curve(steps, raw, threshold)
     reached = run["steps_to_threshold"]
     return {
         "plateau_step": plateau_step,

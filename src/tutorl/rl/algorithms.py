@@ -56,7 +56,6 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
 }
 
 
-
 def uses_action_masks(algo: str, env: VecEnv) -> bool:
     """PPO becomes MaskablePPO when the env exposes ``action_masks`` (Connect Four). SB3 has no
     masked DQN or A2C: there an illegal move is the student's mistake and the env scores it."""

@@ -34,11 +34,17 @@ def area_under_curve(steps: Sequence[float], returns: Sequence[float]) -> float:
 
 
 def curve_metrics(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """:func:`metrics_of_curve` of ``curve.csv``'s rows."""
+    return metrics_of_curve([r["step"] for r in rows], [r["mean_return"] for r in rows], threshold)
+
+
+def metrics_of_curve(
+    steps: Sequence[float], returns: Sequence[float], threshold: float
+) -> dict[str, Any]:
     """Per-run curve metrics: steps to the success threshold (first evaluation at or above it;
     ``None``: never), final and best return, and the area under the curve
     (:func:`area_under_curve`)."""
-    steps = np.array([r["step"] for r in rows], dtype=float)
-    values = np.array([r["mean_return"] for r in rows], dtype=float)
+    steps, values = np.asarray(steps, dtype=float), np.asarray(returns, dtype=float)
     reached = np.nonzero(values >= threshold)[0]
     return {
         "steps_to_threshold": int(steps[reached[0]]) if len(reached) else None,
@@ -48,4 +54,4 @@ def curve_metrics(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any
     }
 
 
-__all__ = ["CURVE_COLUMNS", "area_under_curve", "curve_metrics"]
+__all__ = ["CURVE_COLUMNS", "area_under_curve", "curve_metrics", "metrics_of_curve"]

@@ -80,6 +80,11 @@ class _AdvisedModel:
         imitation: ImitationSettings | float = 0.0,
         **kwargs,
     ) -> None:
+        if "imitation_coef" in kwargs or "imitation_kwargs" in kwargs:  # tutorl <= 0.1's names
+            raise TypeError(
+                "imitation_coef= and imitation_kwargs= are now one argument: imitation=λ or "
+                "imitation=ImitationSettings(coef=λ, ...)"
+            )
         super().__init__(policy, env, *args, **kwargs)  # type: ignore[call-arg]
         if tutor is not None:
             self.set_tutor(

@@ -36,14 +36,14 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from tutorl._io import atomic_save_model, atomic_write_json
 from tutorl.envs import get_game
-from tutorl.specs import GameFields, LLMFields, cli
+from tutorl.specs import GameFields, LLMFields, Option, PathText
 from tutorl.ultra.refine import VARIANTS, variants
 
 
@@ -52,7 +52,7 @@ class UltraFields(GameFields):
 
     panel: ClassVar[str] = "ULTRA"
 
-    model: str | None = Field(
+    model: PathText = Field(
         None, description="A model.zip to refine (default: train a weak one)."
     )  # an SB3 agent, not the LLM (that is `llm`)
     train_steps: int = Field(5_000, gt=0, description="Steps of the weak agent's training.")
@@ -63,17 +63,15 @@ class UltraFields(GameFields):
         description="Analyse at most this many steps of each episode (a weak agent that loops "
         "to the time limit repeats itself; identification costs one LLM call per chunk).",
     )
-    identifiers: list[Literal["llm", "expert"]] = Field(
+    identifiers: Annotated[list[Literal["llm", "expert"]], Option("--identifier")] = Field(
         default_factory=lambda: ["expert", "llm"],
         min_length=1,
         description="llm and/or expert (default: both where the game has an expert).",
-        json_schema_extra=cli("--identifier"),
     )
-    variants: list[str] = Field(
+    variants: Annotated[list[str], Option("--variant")] = Field(
         default_factory=lambda: list(VARIANTS),
         min_length=1,
         description="none, A, R, RA, random (default: all).",
-        json_schema_extra=cli("--variant"),
     )
     refine_steps: int = Field(5_000, gt=0, description="Steps of continued training.")
     reward_scale: float = Field(1.0, ge=0, description="Multiplier of implicit rewards.")
@@ -93,13 +91,12 @@ class UltraFields(GameFields):
     max_critical: int = Field(
         5, ge=1, le=10, description="Critical states the LLM may name per episode."
     )
-    # Radius tables (games with a table_radius): the radius in the game's table_scale units;
-    # None: the game's default.
     table_radius: float | None = Field(
         None,
         gt=0,
-        description="Continuous games: how near a state must be to a critical one, in the "
-        "game's table_scale units (default: the game's).",
+        description="Match a state to the nearest critical state within this distance (in the "
+        "game's table_scale units) instead of by its exact key (default: the game's; Hopper 1, "
+        "exact keys elsewhere).",
     )
 
 
