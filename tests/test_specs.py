@@ -78,20 +78,6 @@ def test_a_path_is_one_configuration_however_it_is_typed(tmp_path, monkeypatch):
         UltraConfig(env="blackjack", algo="ppo", model="./t/agent.zip")  # normalised first
 
 
-def test_the_library_defaults_are_the_configurations():
-    # A TutoredPPO built with the library's defaults trains what a default run trains.
-    config = RunConfig(env="blackjack", algo="ppo", tutor="expert", imitation_coef=0.0)
-    assert config.imitation() == ImitationSettings()
-    schedule = config.schedule()
-    assert (schedule.start, schedule.end, schedule.budget) == (
-        AdviceSchedule.start,
-        AdviceSchedule.end,
-        AdviceSchedule.budget,
-    )
-    assert UltraConfig(env="blackjack", algo="ppo").llm_spec().model_dump(
-        exclude={"model"}) == LLMSpec().model_dump(exclude={"model"})  # fmt: skip
-
-
 def test_the_llm_fields_are_shared_by_a_run_and_ultra():
     for model in (RunConfig, UltraConfig):
         assert issubclass(model, LLMFields)

@@ -103,9 +103,10 @@ LOW_MASS_WARNING = (
 
 # Options generated from the specs ---------------------------------------------------------------
 # A command's run options are the configuration's fields (tutorl.specs): their flag, type,
-# default and help are declared once, on the field. `_with_fields` appends them to a command's
-# signature (what Typer reads), each in its group's --help panel; the command receives them as
-# `**fields`, named as the configuration names them, and passes them on unchanged.
+# default and help are declared once, on the field. `_with_fields` puts them in a command's
+# signature (what Typer reads) before its own options, each in its group's --help panel; the
+# command receives them as `**fields`, named as the configuration names them, and passes them on
+# unchanged.
 
 _FIELD_DEFAULT = object()
 

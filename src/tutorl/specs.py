@@ -9,12 +9,14 @@ way a run is described:
   the description is its ``--help``, :func:`cli_flag` its name);
 - a row of the configuration reference (``docs/configuration.md``, :func:`reference`).
 
-The fields come in groups, each a small mixin that builds the typed object the library takes:
-:class:`LLMFields` (:class:`~tutorl.llm.spec.LLMSpec`; shared with ULTRA's configuration),
-:class:`LLMTutorFields` (:class:`~tutorl.llm.spec.LLMTutorSpec`), :class:`ScheduleFields`
+The fields come in groups (each a small mixin and a ``--help`` panel): :class:`GameFields`
+(shared with ULTRA's configuration), :class:`TutorFields`, :class:`RunFields`, and those that
+build the typed object the library takes: :class:`LLMFields`
+(:class:`~tutorl.llm.spec.LLMSpec`; shared with ULTRA), :class:`LLMTutorFields`
+(:class:`~tutorl.llm.spec.LLMTutorSpec`), :class:`ScheduleFields`
 (:class:`~tutorl.tutor.schedule.AdviceSchedule`) and :class:`AdviceFields`
-(:class:`ImitationSettings`). :class:`RunConfig` is all of them plus the run's own fields, and
-resolves every game-dependent default in one step.
+(:class:`ImitationSettings`). :class:`RunConfig` is all of them, and resolves every
+game-dependent default in one step.
 
 This module imports neither PyTorch nor Stable-Baselines3, so a mistake in a command line or a
 sweep file is reported before they load.
@@ -171,7 +173,8 @@ class LLMFields(BaseModel):
     @field_validator("llm_timeout", mode="before")
     @classmethod
     def _timeout_default(cls, value: Any) -> Any:
-        return 60.0 if value is None else value  # folders written before it had a default
+        # Folders written before it had a default stored null.
+        return _llm_default("timeout") if value is None else value
 
     def llm_spec(self, cache: bool = True) -> LLMSpec:
         """The model these flat fields describe."""
